@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { selectBackend } from '../backend/select';
+import { inferFolder } from '../train/infer';
+import { intArg } from './parse';
+
+export function register(program: Command): void {
+  program
+    .command('infer')
+    .description('classify every PNG/JPEG in a folder with a trained checkpoint; writes <dataset>_pred.npy')
+    .requiredOption('--ckpt <path>', 'run directory (its newest checkpoint) or a model.ckpt-*.sslckpt file')
+    .requiredOption('--dir <folder>', 'folder of images; the class comes from a sub-folder name or a <n>_<class>.<ext> file name when present')
+    .option('--out <file>', 'predictions file: 1-D int64 .npy of classes in sorted file order (default: ./<dataset>_pred.npy)')
+    .option('--probs', 'also write the class probabilities as <name>_probs.npy (float32, N x classes)', false)
+    .option('--batch <n>', 'images per forward pass', intArg(1), 256)
+    .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
+    .action(async (o: { ckpt: string; dir: string; out?: string; probs: boolean; batch: number; backend?: string }) => {
+      await selectBackend(o.backend ?? process.env.SSL_BACKEND);
+      const r = await inferFolder({ ckpt: o.ckpt, dir: o.dir, out: o.out, probs: o.probs, batch: o.batch });
+      console.log(`Classified ${r.files.length} images with ${r.checkpoint}`);
+      if (r.accuracy !== null) console.log(`Overall Acc: ${r.accuracy.toFixed(2)}% (${r.labelled} images with a known class)`);
+      console.log(`Saved: ${r.predPath}`);
+      if (r.probsPath) console.log(`Saved: ${r.probsPath}`);
+    });
+}

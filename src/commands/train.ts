@@ -1,0 +1,118 @@
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { ALGORITHMS, getAlgorithm } from '../algorithms/registry';
+import type { HParamSpec, HParamValue } from '../algorithms/types';
+import { AUGMENTATIONS } from '../data/augment';
+import { dataRoot } from '../data/paths';
+import { selectBackend, describeBackend } from '../backend/select';
+import { SHARED, Settings, readConfigFile, resolveSettings, toTrainConfig } from '../train/config';
+import { loadTrainingData } from '../train/dataset';
+import { train } from '../train/trainer';
+import { createProgress } from '../util/progress';
+import { UserError } from '../errors';
+import { boolArg, floatArg, intArg, kebab } from './parse';
+import { parseTrainDatasetName } from '../data/dataset-name';
+
+export interface TrainCommandOptions {
+  algo: string;
+  dataset: string;
+  dataDir?: string;
+  trainDir: string;
+  config?: string;
+  augment?: string;
+  seed?: number;
+  backend?: string;
+  skipCorrupt: boolean;
+  settings: Settings;
+}
+
+function camel(snake: string): string {
+  return snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Every algorithm's hyperparameters, merged by name, with each algorithm's default in the help. */
+function algorithmFlags(): Array<{ spec: HParamSpec; help: string }> {
+  const merged = new Map<string, { spec: HParamSpec; defaults: string[] }>();
+  for (const a of ALGORITHMS) {
+    for (const h of a.hparams) {
+      const e = merged.get(h.name) ?? { spec: h, defaults: [] };
+      e.defaults.push(`${a.name}: ${h.default}`);
+      merged.set(h.name, e);
+    }
+  }
+  return [...merged.values()].map((e) => ({ spec: e.spec, help: `${e.spec.help} (default ${e.defaults.join(', ')})` }));
+}
+
+function parserFor(spec: HParamSpec): (v: string) => HParamValue {
+  if (spec.type === 'int') return intArg();
+  if (spec.type === 'float') return floatArg();
+  if (spec.type === 'bool') return boolArg;
+  return (v: string) => v;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('train')
+    .description('train a semi-supervised (or supervised) classifier; resumes from the newest checkpoint')
+    .option('--algo <name>', `algorithm: ${ALGORITHMS.map((a) => a.name).join(', ')}`, 'mixmatch')
+    .option('--dataset <name>', 'dataset <name>.<seed>@<labelled>-<valid>, or <name>-<valid> for fully-supervised training', 'cifar10.3@250-5000')
+    .option('--data-dir <dir>', 'data root (default: $ML_DATA, else ./data)')
+    .option('--train-dir <dir>', 'where run directories go', './experiments')
+    .option('--config <json>', 'JSON file of hyperparameters; flags override it, it overrides defaults')
+    .addOption(new Option('--augment <name>', 'training augmentation (default: the dataset family\'s)').choices(Object.keys(AUGMENTATIONS)))
+    .option('--seed <n>', 'seed of the run\'s generator (initialisation, batches, augmentation, MixUp) (default: the split seed)', intArg(0))
+    .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
+    .option('--skip-corrupt', 'skip corrupt records instead of stopping', false);
+  for (const s of SHARED) cmd.option(`--${kebab(s.name)} <${s.type === 'string' ? 'name' : 'n'}>`, `${s.help} (default ${s.default})`, parserFor(s));
+  for (const { spec, help } of algorithmFlags()) cmd.option(`--${kebab(spec.name)} <${spec.type === 'string' ? 'value' : 'n'}>`, help, parserFor(spec));
+  cmd.action(async (o: Record<string, unknown>) => {
+    const settings: Settings = {};
+    for (const s of [...SHARED, ...algorithmFlags().map((f) => f.spec)]) {
+      const v = o[camel(s.name)];
+      if (v !== undefined) settings[s.name] = v as HParamValue;
+    }
+    await runTrain({
+      algo: String(o.algo),
+      dataset: String(o.dataset),
+      dataDir: o.dataDir as string | undefined,
+      trainDir: String(o.trainDir),
+      config: o.config as string | undefined,
+      augment: o.augment as string | undefined,
+      seed: o.seed as number | undefined,
+      backend: o.backend as string | undefined,
+      skipCorrupt: Boolean(o.skipCorrupt),
+      settings,
+    });
+  });
+}
+
+export async function runTrain(o: TrainCommandOptions, log: (line: string) => void = (l) => console.log(l)) {
+  const algo = getAlgorithm(o.algo);
+  const settings = resolveSettings(algo, o.config ? readConfigFile(o.config) : {}, o.settings);
+  const full = /^[A-Za-z0-9_]+-\d+$/.test(o.dataset);
+  const seed = o.seed ?? (full ? 0 : parseTrainDatasetName(o.dataset).seed);
+  const cfg = toTrainConfig(algo, settings, { trainDir: path.resolve(o.trainDir), augment: o.augment, seed });
+  const backend = await selectBackend(o.backend ?? process.env.SSL_BACKEND);
+  for (const line of describeBackend(backend)) log(line);
+  const data = await loadTrainingData(dataRoot(o.dataDir), o.dataset, { unlabeled: algo.views(settings.hp) > 0, skipCorrupt: o.skipCorrupt });
+  log(`Dataset ${data.name}: ${data.labeled.count} labelled, ${data.unlabeled?.count ?? 0} unlabelled, ${data.valid.count} valid, ${data.test.count} test; ${data.nclass} classes, ${data.shape.height}x${data.shape.width}x${data.shape.channels}`);
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    log('Stopping: writing a checkpoint (re-run the same command to resume)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const progress = createProgress(`${algo.name} kimg`, cfg.trainKimg);
+  try {
+    const r = await train(cfg, data, { log: (l) => progress.log(l), progress, shouldStop: () => interrupted });
+    if (r.stopped) throw new UserError(`interrupted at ${r.imagesSeen >> 10} kimg; checkpoint saved in ${path.join(r.runDir, 'tf')}; re-run the same command to resume`);
+    const last = r.reports[r.reports.length - 1];
+    log(`Done: ${r.runDir}${last ? ` (test accuracy ${last.test.toFixed(2)}%)` : ''}`);
+    return r;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,177 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../src/errors';
+import { BackendReport, describeBackend, parseBackendChoice, selectBackend } from '../src/backend/select';
+
+const repo = path.resolve(__dirname, '..');
+const NATIVE_CANDIDATES = ['tensorflow (@tensorflow/tfjs-node-gpu)', 'tensorflow (@tensorflow/tfjs-node)', 'tensorflow (native/tfjs-node)'];
+
+/** Whether this checkout should get the native backend: a complete wheel build, or a stock package with its addon. */
+function nativeExpected(): boolean {
+  if (fs.existsSync(path.join(repo, 'native', 'BUILD_INFO.json'))) return true;
+  for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      const dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [repo] }));
+      if (fs.existsSync(path.join(dir, 'lib', 'napi-v8', 'tfjs_binding.node'))) return true;
+    } catch {
+      /* not installed */
+    }
+  }
+  return false;
+}
+
+/** One conv2d gradient step on the current backend: the op that wasm lacks out of the box. */
+function convGradient(): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.linspace(-1, 1, 2 * 6 * 6 * 3).reshape([2, 6, 6, 3]) as tf.Tensor4D;
+    const w = tf.linspace(-0.5, 0.5, 3 * 3 * 3 * 4).reshape([3, 3, 3, 4]) as tf.Tensor4D;
+    const [, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w]);
+    return dw.dataSync() as Float32Array;
+  });
+}
+
+describe('parseBackendChoice', () => {
+  it('accepts the four names, case-insensitively, with auto as the default', () => {
+    expect(parseBackendChoice(undefined)).toBe('auto');
+    expect(parseBackendChoice('')).toBe('auto');
+    expect(parseBackendChoice('WASM')).toBe('wasm');
+    expect(parseBackendChoice('tensorflow')).toBe('tensorflow');
+  });
+
+  it('rejects an unknown name with a UserError listing the valid ones', () => {
+    expect(() => parseBackendChoice('gpu')).toThrow(UserError);
+    expect(() => parseBackendChoice('gpu')).toThrow(/unknown backend 'gpu': valid names are auto, tensorflow, wasm, cpu/);
+  });
+});
+
+describe('selectBackend on this machine', () => {
+  const savedEnv = process.env.SSL_BACKEND;
+  afterEach(() => {
+    if (savedEnv === undefined) delete process.env.SSL_BACKEND;
+    else process.env.SSL_BACKEND = savedEnv;
+  });
+
+  it('gives cpu when cpu is requested, loading nothing native', async () => {
+    const r = await selectBackend('cpu');
+    expect(r).toMatchObject({ name: 'cpu', version: '4.22.0', skipped: [], polyfills: [] });
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it('turns an unknown name into a UserError', async () => {
+    await expect(selectBackend('cuda')).rejects.toThrow(UserError);
+    await expect(selectBackend('cuda')).rejects.toThrow(/valid names are auto, tensorflow, wasm, cpu/);
+  });
+
+  it('reads $SSL_BACKEND when no name is given', async () => {
+    process.env.SSL_BACKEND = 'cpu';
+    expect((await selectBackend()).name).toBe('cpu');
+  });
+
+  it('gives wasm, with the training kernels, when wasm is requested', async () => {
+    const r = await selectBackend('wasm');
+    expect(r.name).toBe('wasm');
+    expect(r.polyfills).toContain('Conv2DBackpropFilter');
+    expect(tf.getBackend()).toBe('wasm');
+    expect(convGradient().every(Number.isFinite)).toBe(true);
+  });
+
+  it(`auto gives ${nativeExpected() ? 'tensorflow (native is built here)' : 'wasm (nothing native here), naming the native candidates it skipped'}`, async () => {
+    delete process.env.SSL_BACKEND;
+    const r = await selectBackend('auto');
+    if (nativeExpected()) {
+      expect(r.name).toBe('tensorflow');
+      expect(r.version).toMatch(/^2\.\d+/);
+      expect(r.skipped.map((s) => s.name).every((n) => n.startsWith('tensorflow ('))).toBe(true);
+    } else {
+      expect(r.name).toBe('wasm');
+      expect(r.skipped.map((s) => s.name)).toEqual(expect.arrayContaining(NATIVE_CANDIDATES));
+      for (const s of r.skipped) expect(s.reason.length).toBeGreaterThan(5);
+    }
+    expect(tf.getBackend()).toBe(r.name);
+    // the backend trains a convolution, and agrees with the plain cpu backend
+    const got = convGradient();
+    await tf.setBackend('cpu');
+    const want = convGradient();
+    const scale = Math.max(...want.map(Math.abs));
+    expect(Math.max(...got.map((v, i) => Math.abs(v - want[i])))).toBeLessThan(1e-4 * scale);
+  });
+
+  it('is idempotent, and re-selects its backend after something switched away', async () => {
+    const a = await selectBackend('auto');
+    await tf.setBackend('cpu');
+    const b = await selectBackend('auto');
+    expect(b).toBe(a);
+    expect(tf.getBackend()).toBe(a.name);
+  });
+
+  it('explicit tensorflow either loads or says how to get it', async () => {
+    if (nativeExpected()) {
+      expect((await selectBackend('tensorflow')).name).toBe('tensorflow');
+    } else {
+      await expect(selectBackend('tensorflow')).rejects.toThrow(/backend 'tensorflow' is not available.*npm run native/);
+    }
+  });
+});
+
+describe('selectBackend order, with the native loader stubbed', () => {
+  const reasons = [
+    { candidate: '@tensorflow/tfjs-node-gpu', reason: 'package not installed' },
+    { candidate: '@tensorflow/tfjs-node', reason: 'binding failed to load: libtensorflow.so.2: cannot open shared object file' },
+    { candidate: 'native/tfjs-node', reason: 'not built: run `npm run native` (see README, "Native backend")' },
+  ];
+
+  function loadIsolated(): typeof import('../src/backend/select') {
+    let mod!: typeof import('../src/backend/select');
+    jest.isolateModules(() => {
+      jest.doMock('../src/backend/native', () => ({
+        loadNativeBackend: () => ({ ok: false, reasons }),
+        readBuildInfo: () => undefined,
+        readInstallResult: () => undefined,
+      }));
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      mod = require('../src/backend/select');
+    });
+    return mod;
+  }
+
+  it('falls back to wasm and says why each native candidate was skipped', async () => {
+    const { selectBackend: select, describeBackend: describe_ } = loadIsolated();
+    const r: BackendReport = await select('auto');
+    expect(r.name).toBe('wasm');
+    expect(r.skipped).toEqual([
+      { name: 'tensorflow (@tensorflow/tfjs-node-gpu)', reason: 'package not installed' },
+      { name: 'tensorflow (@tensorflow/tfjs-node)', reason: 'binding failed to load: libtensorflow.so.2: cannot open shared object file' },
+      { name: 'tensorflow (native/tfjs-node)', reason: 'not built: run `npm run native` (see README, "Native backend")' },
+    ]);
+    const lines = describe_(r);
+    expect(lines[0]).toMatch(/^Backend: wasm 4\.22\.0 \(@tensorflow\/tfjs-backend-wasm 4\.22\.0/);
+    expect(lines).toContain('  skipped tensorflow (@tensorflow/tfjs-node-gpu): package not installed');
+  });
+
+  it('makes an explicit tensorflow request that cannot load a UserError with the reasons and the fix', async () => {
+    const { selectBackend: select } = loadIsolated();
+    const err = await select('tensorflow').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).name).toBe('UserError');
+    expect((err as Error).message).toMatch(/tfjs-node-gpu\): package not installed/);
+    expect((err as Error).message).toMatch(/npm run native/);
+  });
+});
+
+describe('describeBackend', () => {
+  it('prints the backend, polyfills and skipped backends, one per line', () => {
+    const lines = describeBackend({
+      name: 'wasm',
+      version: '4.22.0',
+      source: '@tensorflow/tfjs-backend-wasm 4.22.0',
+      skipped: [{ name: 'tensorflow (@tensorflow/tfjs-node)', reason: 'package not installed' }],
+      polyfills: ['Conv2DBackpropFilter'],
+    });
+    expect(lines).toEqual([
+      'Backend: wasm 4.22.0 (@tensorflow/tfjs-backend-wasm 4.22.0)',
+      '  polyfilled kernels: Conv2DBackpropFilter',
+      '  skipped tensorflow (@tensorflow/tfjs-node): package not installed',
+    ]);
+  });
+});

@@ -1,0 +1,350 @@
+import * as tf from '@tensorflow/tfjs';
+import { BATCH_NORM_TRAINING, batchNormTraining, installWasmTrainingKernels } from '../src/backend/wasm-training';
+
+/**
+ * Gradients on the wasm backend (with the training kernels installed) against the plain CPU
+ * backend, both in this process: each case runs once per backend, creating its tensors after the
+ * switch, and only plain arrays cross between them.
+ */
+
+type Shape = number[];
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
+}
+
+function values(shape: Shape, seed: number, shift = 0): Float32Array {
+  const next = lcg(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() + shift;
+  return out;
+}
+
+/** Runs `fn` on a backend and returns copies of the tensors it produced, disposing everything. */
+async function on(backend: string, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  const before = tf.memory().numTensors;
+  const out = tf.tidy(fn);
+  const arrays = out.map((t) => Float32Array.from(t.dataSync()));
+  tf.dispose(out);
+  expect(tf.memory().numTensors).toBe(before);
+  return arrays;
+}
+
+/** Largest |a - b| / max(1, |b|): absolute for small values, relative for large ones. */
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
+    if (!(d <= m)) m = d; // NaN propagates as a failure
+  }
+  return m;
+}
+
+const TOL = 1e-4;
+const worst = new Map<string, number>();
+
+async function expectSameOnWasmAndCpu(name: string, fn: () => tf.Tensor[]): Promise<void> {
+  const cpu = await on('cpu', fn);
+  const wasm = await on('wasm', fn);
+  expect(wasm.length).toBe(cpu.length);
+  let m = 0;
+  cpu.forEach((c, i) => {
+    m = Math.max(m, maxDiff(wasm[i], c));
+  });
+  worst.set(name, m);
+  if (!(m <= TOL)) throw new Error(`${name}: wasm and cpu gradients differ by ${m}`);
+}
+
+/** Gradients of sum(f(inputs) * w) for a fixed random w, i.e. a generic upstream gradient. */
+function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { shape: Shape; shift?: number }[], seed: number): () => tf.Tensor[] {
+  return () => {
+    const xs = inputs.map((s, i) => tf.tensor(values(s.shape, seed + i, s.shift ?? 0), s.shape));
+    const y = f(...xs);
+    const w = tf.tensor(values(y.shape, seed + 100), y.shape);
+    const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), w)))(xs);
+    return [y, ...g];
+  };
+}
+
+beforeAll(async () => {
+  installWasmTrainingKernels();
+  expect(await tf.setBackend('wasm')).toBe(true);
+  expect(await tf.setBackend('cpu')).toBe(true);
+});
+
+afterAll(() => {
+  const lines = [...worst.entries()].map(([k, v]) => `${k.padEnd(48)} ${v.toExponential(2)}`);
+  // The summary is the evidence for the report: largest scaled difference per case.
+  console.log(`wasm vs cpu, max |diff| / max(1, |cpu|):\n${lines.join('\n')}`);
+});
+
+describe('conv2d gradients', () => {
+  const cases: [string, Shape, Shape, number, 'same' | 'valid' | tf.backend_util.ExplicitPadding][] = [
+    ['3x3 s1 same 7x7', [2, 7, 7, 3], [3, 3, 3, 4], 1, 'same'],
+    ['3x3 s1 valid 5x9', [2, 5, 9, 3], [3, 3, 3, 5], 1, 'valid'],
+    ['3x3 s2 same 7x7', [2, 7, 7, 3], [3, 3, 3, 4], 2, 'same'],
+    ['3x3 s2 same 8x6', [2, 8, 6, 2], [3, 3, 2, 3], 2, 'same'],
+    ['3x3 s2 valid 9x7', [2, 9, 7, 3], [3, 3, 3, 2], 2, 'valid'],
+    ['1x1 s1 same', [2, 5, 5, 4], [1, 1, 4, 3], 1, 'same'],
+    ['1x1 s2 same 7x7', [2, 7, 7, 4], [1, 1, 4, 6], 2, 'same'],
+    ['1x1 s2 valid 6x6', [2, 6, 6, 3], [1, 1, 3, 2], 2, 'valid'],
+    ['3x3 s1 same cin=1', [3, 6, 6, 1], [3, 3, 1, 4], 1, 'same'],
+    ['5x5 s1 same', [1, 7, 7, 2], [5, 5, 2, 3], 1, 'same'],
+    ['4x4 s2 same (even kernel)', [2, 9, 9, 2], [4, 4, 2, 3], 2, 'same'],
+    ['3x3 s3 valid', [1, 10, 10, 2], [3, 3, 2, 2], 3, 'valid'],
+    [
+      '3x3 s1 explicit pad',
+      [1, 6, 7, 2],
+      [3, 3, 2, 3],
+      1,
+      [
+        [0, 0],
+        [2, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    ],
+  ];
+  for (const [name, xs, ws, stride, pad] of cases) {
+    test(name, async () => {
+      await expectSameOnWasmAndCpu(
+        `conv2d ${name}`,
+        gradsOf((x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, stride, pad), [{ shape: xs }, { shape: ws }], 11),
+      );
+    });
+  }
+
+  test('conv2d with bias add, plain and fused', async () => {
+    await expectSameOnWasmAndCpu(
+      'conv2d + bias (add)',
+      gradsOf(
+        (x, f, b) => tf.add(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), b),
+        [{ shape: [2, 6, 5, 3] }, { shape: [3, 3, 3, 4] }, { shape: [4] }],
+        21,
+      ),
+    );
+    await expectSameOnWasmAndCpu(
+      'conv2d + bias (tf.fused.conv2d)',
+      gradsOf(
+        (x, f, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, bias: b, strides: 2, pad: 'same' }),
+        [{ shape: [2, 7, 7, 3] }, { shape: [3, 3, 3, 4] }, { shape: [4] }],
+        22,
+      ),
+    );
+  });
+
+  test('filter gradient of large activations stays within relative tolerance', async () => {
+    await expectSameOnWasmAndCpu(
+      'conv2d large values',
+      gradsOf((x, f) => tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), 50), [{ shape: [4, 9, 9, 8], shift: 3 }, { shape: [3, 3, 8, 8] }], 31),
+    );
+  });
+
+  test('unsupported layouts fail with a clear error', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.zeros([1, 3, 5, 5]);
+    const dy = tf.zeros([1, 2, 5, 5]);
+    expect(() =>
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+        strides: 1,
+        pad: 'same',
+        dataFormat: 'NCHW',
+        filterShape: [3, 3, 3, 2],
+      } as unknown as tf.NamedAttrMap),
+    ).toThrow(/NHWC/);
+    tf.dispose([x, dy]);
+  });
+});
+
+describe('other layers', () => {
+  test('maxPool, including all-negative windows', async () => {
+    for (const shift of [0, -2]) {
+      await expectSameOnWasmAndCpu(
+        `maxPool 3x3 s2 same shift ${shift}`,
+        gradsOf((x) => tf.maxPool(x as tf.Tensor4D, 3, 2, 'same'), [{ shape: [2, 7, 7, 3], shift }], 41),
+      );
+      await expectSameOnWasmAndCpu(
+        `maxPool 2x2 s2 valid shift ${shift}`,
+        gradsOf((x) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'), [{ shape: [2, 6, 5, 4], shift }], 42),
+      );
+    }
+  });
+
+  test('avgPool', async () => {
+    await expectSameOnWasmAndCpu(
+      'avgPool 2x2 s2 valid',
+      gradsOf((x) => tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid'), [{ shape: [2, 6, 6, 3] }], 51),
+    );
+    await expectSameOnWasmAndCpu(
+      'avgPool 3x3 s1 same',
+      gradsOf((x) => tf.avgPool(x as tf.Tensor4D, 3, 1, 'same'), [{ shape: [2, 5, 5, 2] }], 52),
+    );
+  });
+
+  test('relu and leakyRelu', async () => {
+    await expectSameOnWasmAndCpu('relu', gradsOf((x) => tf.relu(x), [{ shape: [2, 4, 4, 3] }], 61));
+    await expectSameOnWasmAndCpu('leakyRelu', gradsOf((x) => tf.leakyRelu(x, 0.1), [{ shape: [2, 4, 4, 3] }], 62));
+  });
+
+  test('batch norm through tf.moments + batchNorm4d', async () => {
+    await expectSameOnWasmAndCpu(
+      'moments + batchNorm4d',
+      gradsOf(
+        (x, g, b) => {
+          const { mean, variance } = tf.moments(x, [0, 1, 2]);
+          return tf.batchNorm4d(x as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3);
+        },
+        [{ shape: [3, 4, 5, 6], shift: 0.7 }, { shape: [6], shift: 1 }, { shape: [6] }],
+        71,
+      ),
+    );
+  });
+
+  test('dense, softmax cross-entropy, mean, global average pooling', async () => {
+    await expectSameOnWasmAndCpu(
+      'dense + softmax CE',
+      gradsOf(
+        (x, w, b) => {
+          const logits = tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b);
+          const labels = tf.oneHot(tf.tensor1d([0, 2, 1, 4], 'int32'), 5);
+          return tf.losses.softmaxCrossEntropy(labels, logits);
+        },
+        [{ shape: [4, 7] }, { shape: [7, 5] }, { shape: [5] }],
+        81,
+      ),
+    );
+    await expectSameOnWasmAndCpu('global average pool + sum', gradsOf((x) => tf.mean(x, [1, 2]), [{ shape: [2, 5, 3, 4] }], 82));
+    await expectSameOnWasmAndCpu('sum over axes', gradsOf((x) => tf.sum(x, [0, 3]), [{ shape: [2, 5, 3, 4] }], 83));
+  });
+
+  test('a small network end to end (variableGrads)', async () => {
+    const net = (): tf.Tensor[] => {
+      const v = (shape: Shape, seed: number, scale: number) => tf.variable(tf.mul(tf.tensor(values(shape, seed), shape), scale));
+      const k1 = v([3, 3, 2, 6], 1, 0.6);
+      const b1 = v([6], 2, 0.2);
+      const g1 = v([6], 3, 0.3);
+      const be1 = v([6], 4, 0.3);
+      const k2 = v([3, 3, 6, 8], 5, 0.4);
+      const k3 = v([1, 1, 6, 8], 6, 0.4);
+      const wd = v([8, 3], 7, 0.5);
+      const bd = v([3], 8, 0.1);
+      const x = tf.tensor4d(values([4, 9, 9, 2], 9), [4, 9, 9, 2]);
+      const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 1], 'int32'), 3);
+      const { value, grads } = tf.variableGrads(() => {
+        let y = tf.add(tf.conv2d(x, k1 as tf.Tensor4D, 1, 'same'), b1) as tf.Tensor4D;
+        const { mean, variance } = tf.moments(y, [0, 1, 2]);
+        y = tf.batchNorm4d(y, mean as tf.Tensor1D, variance as tf.Tensor1D, be1 as tf.Tensor1D, g1 as tf.Tensor1D, 1e-3);
+        y = tf.maxPool(tf.leakyRelu(y, 0.1), 3, 2, 'same');
+        const body = tf.relu(tf.conv2d(y, k2 as tf.Tensor4D, 2, 'same'));
+        const short = tf.conv2d(y, k3 as tf.Tensor4D, 2, 'same');
+        const pooled = tf.mean(tf.add(body, short), [1, 2]) as tf.Tensor2D;
+        const logits = tf.add(tf.matMul(pooled, wd as tf.Tensor2D), bd);
+        return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+      }, [k1, b1, g1, be1, k2, k3, wd, bd]);
+      const out = [value, ...[k1, b1, g1, be1, k2, k3, wd, bd].map((p) => grads[p.name])];
+      tf.dispose([k1, b1, g1, be1, k2, k3, wd, bd]);
+      return out;
+    };
+    await expectSameOnWasmAndCpu('small network variableGrads', net);
+  });
+});
+
+describe('batchNormTraining', () => {
+  const stock = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(x, [0, 1, 2]);
+    const y = tf.batchNorm4d(x as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3);
+    return { y, mean, variance };
+  };
+  const ours = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormTraining(x as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-3);
+  // Uses the statistics too, so that their gradients are checked as well as y's.
+  const loss = (impl: typeof stock) => (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const r = impl(x, g, b);
+    return tf.concat([tf.reshape(r.y, [-1]), tf.mul(r.mean, 3), tf.mul(r.variance, -2)]);
+  };
+  const inputs = [{ shape: [3, 5, 4, 6], shift: 0.5 }, { shape: [6], shift: 1 }, { shape: [6] }];
+
+  for (const backend of ['cpu', 'wasm']) {
+    test(`matches moments + batchNorm4d in values and gradients on ${backend}`, async () => {
+      const a = await on(backend, gradsOf(loss(stock), inputs, 91));
+      const b = await on(backend, gradsOf(loss(ours), inputs, 91));
+      let m = 0;
+      a.forEach((v, i) => {
+        m = Math.max(m, maxDiff(b[i], v));
+      });
+      worst.set(`batchNormTraining vs stock on ${backend}`, m);
+      expect(m).toBeLessThan(TOL);
+    });
+  }
+
+  test('runs as one kernel with one tape node', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor4d(values([2, 3, 3, 4], 5), [2, 3, 3, 4]);
+    const g = tf.ones([4]) as tf.Tensor1D;
+    const b = tf.zeros([4]) as tf.Tensor1D;
+    const profile = await tf.profile(() => tf.tidy(() => batchNormTraining(x, g, b, 1e-3).y));
+    expect(profile.kernels.filter((k) => k.name === BATCH_NORM_TRAINING)).toHaveLength(1);
+    tf.dispose([x, g, b]);
+  });
+});
+
+describe('training on wasm', () => {
+  test('Adam on a tiny CNN lowers the loss', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const v = (shape: Shape, seed: number, scale: number) => tf.variable(tf.mul(tf.tensor(values(shape, seed), shape), scale));
+    // Built in a tidy so that only the variables outlive their initial values.
+    const vars = tf.tidy(() => [
+      v([3, 3, 1, 8], 1, 0.8),
+      tf.variable(tf.ones([8])),
+      tf.variable(tf.zeros([8])),
+      v([3, 3, 8, 8], 2, 0.3),
+      v([8, 4], 3, 0.5),
+      tf.variable(tf.zeros([4])),
+    ]);
+    const [k1, g1, b1, k2, wd, bd] = vars;
+    // Four classes of 8x8 images, each a bright quadrant plus fixed noise.
+    const n = 16;
+    const px = values([n, 8, 8, 1], 4);
+    const cls = Array.from({ length: n }, (_, i) => i % 4);
+    for (let i = 0; i < n; i++) {
+      for (let r = 0; r < 4; r++) {
+        for (let c = 0; c < 4; c++) px[i * 64 + (r + 4 * (cls[i] >> 1)) * 8 + c + 4 * (cls[i] & 1)] += 1;
+      }
+    }
+    const x = tf.tensor4d(px, [n, 8, 8, 1]);
+    const labels = tf.tidy(() => tf.oneHot(tf.tensor1d(cls, 'int32'), 4));
+    const optimizer = tf.train.adam(0.02);
+    const losses: number[] = [];
+    for (let step = 0; step < 12; step++) {
+      const loss = optimizer.minimize(() => {
+        const bn = batchNormTraining(tf.conv2d(x, k1 as tf.Tensor4D, 1, 'same'), g1 as tf.Tensor1D, b1 as tf.Tensor1D, 1e-3);
+        let y = tf.maxPool(tf.leakyRelu(bn.y, 0.1), 3, 2, 'same');
+        y = tf.relu(tf.conv2d(y, k2 as tf.Tensor4D, 2, 'same'));
+        const logits = tf.add(tf.matMul(tf.mean(y, [1, 2]) as tf.Tensor2D, wd as tf.Tensor2D), bd);
+        return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+      }, true, vars);
+      losses.push(loss!.dataSync()[0]);
+      loss!.dispose();
+    }
+    expect(losses.every(Number.isFinite)).toBe(true);
+    expect(losses[losses.length - 1]).toBeLessThan(losses[0] * 0.6);
+    optimizer.dispose();
+    tf.dispose([x, labels, ...vars]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  test('installing twice changes nothing', async () => {
+    const filter = tf.getKernel(tf.Conv2DBackpropFilter, 'wasm');
+    const input = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
+    installWasmTrainingKernels();
+    expect(tf.getKernel(tf.Conv2DBackpropFilter, 'wasm')).toBe(filter);
+    expect(tf.getKernel(tf.Conv2DBackpropInput, 'wasm')).toBe(input);
+  });
+});
