@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .description(`build the base datasets as TFRecord files of tf.train.Example (image PNG, label int64) in the data root`)
     .argument('[names...]', `datasets to build: ${SUPPORTED_DATASETS.join(', ')} (default: ${DEFAULT_DATASETS.join(' ')})`)
     .option('--data-dir <dir>', 'data root (default: $ML_DATA, else ./data)')
-    .option('--force', 'rebuild datasets whose files already exist (default: skip them)', false)
+    .option('--force', 'rebuild datasets whose files exist (default: skip them)')
     .addHelpText('after', `\n${MNIST_DIVISION_DOC}`)
     .action(async (names: string[], o: { dataDir?: string; force?: boolean }) => {
       await createDatasets(parseCreateDatasetsOptions(names, o));

@@ -106,7 +106,9 @@ export async function runTrain(o: TrainCommandOptions, log: (line: string) => vo
   process.on('SIGTERM', onSignal);
   const progress = createProgress(`${algo.name} kimg`, cfg.trainKimg);
   try {
-    const r = await train(cfg, data, { log: (l) => progress.log(l), progress, shouldStop: () => interrupted });
+    // above a live bar when both streams are the terminal; otherwise results stay on stdout
+    const viaBar = Boolean(process.stderr.isTTY && process.stdout.isTTY);
+    const r = await train(cfg, data, { log: (l) => (viaBar ? progress.log(l) : log(l)), progress, shouldStop: () => interrupted });
     if (r.stopped) throw new UserError(`interrupted at ${r.imagesSeen >> 10} kimg; checkpoint saved in ${path.join(r.runDir, 'tf')}; re-run the same command to resume`);
     const last = r.reports[r.reports.length - 1];
     log(`Done: ${r.runDir}${last ? ` (test accuracy ${last.test.toFixed(2)}%)` : ''}`);

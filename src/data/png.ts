@@ -107,44 +107,73 @@ function chunk(type: string, data: Uint8Array): Buffer {
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const COLOUR_TYPE: Record<number, number> = { 1: 0, 3: 2, 4: 6 }; // gray, RGB, RGBA
 
-/** Bytes of `f` applied to one row, written to `o`; returns libpng's cost (sum of |signed byte|). */
-function filterRow(f: number, row: Uint8Array, up: Uint8Array, bpp: number, o: Uint8Array): number {
-  const n = row.length;
-  let sum = 0;
-  // one loop per filter: branching per byte costs more than the filtering itself
-  switch (f) {
-    case 0:
-      for (let i = 0; i < n; i++) o[i] = row[i];
-      break;
-    case 1:
-      for (let i = 0; i < bpp; i++) o[i] = row[i];
-      for (let i = bpp; i < n; i++) o[i] = (row[i] - row[i - bpp]) & 0xff;
-      break;
-    case 2:
-      for (let i = 0; i < n; i++) o[i] = (row[i] - up[i]) & 0xff;
-      break;
-    case 3:
-      for (let i = 0; i < bpp; i++) o[i] = (row[i] - (up[i] >> 1)) & 0xff;
-      for (let i = bpp; i < n; i++) o[i] = (row[i] - ((row[i - bpp] + up[i]) >> 1)) & 0xff;
-      break;
-    default:
-      for (let i = 0; i < bpp; i++) o[i] = (row[i] - up[i]) & 0xff; // Paeth with a = c = 0 picks b
-      for (let i = bpp; i < n; i++) {
-        const a = row[i - bpp];
-        const b = up[i];
-        const c = up[i - bpp];
-        const pa = Math.abs(b - c);
-        const pb = Math.abs(a - c);
-        const pc = Math.abs(a + b - 2 * c);
-        o[i] = (row[i] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 0xff;
-      }
-  }
-  for (let i = 0; i < n; i++) {
-    const v = o[i];
-    sum += v < 128 ? v : 256 - v;
-  }
-  return sum;
-}
+/*
+ * The five PNG row filters. Each writes the filtered bytes of `row` into `o` and returns libpng's
+ * cost for them (sum of the bytes read as signed), stopping early once the cost reaches `limit`,
+ * since that filter can no longer win. One small function per filter keeps each loop tight.
+ */
+type RowFilter = (row: Uint8Array, up: Uint8Array, bpp: number, o: Uint8Array, limit: number) => number;
+
+const cost = (v: number): number => (v < 128 ? v : 256 - v);
+
+const FILTERS: RowFilter[] = [
+  (row, _up, _bpp, o, limit) => {
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      o[i] = row[i];
+      sum += cost(row[i]);
+      if (sum >= limit) return sum;
+    }
+    return sum;
+  },
+  (row, _up, bpp, o, limit) => {
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      const v = (row[i] - (i >= bpp ? row[i - bpp] : 0)) & 0xff;
+      o[i] = v;
+      sum += cost(v);
+      if (sum >= limit) return sum;
+    }
+    return sum;
+  },
+  (row, up, _bpp, o, limit) => {
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      const v = (row[i] - up[i]) & 0xff;
+      o[i] = v;
+      sum += cost(v);
+      if (sum >= limit) return sum;
+    }
+    return sum;
+  },
+  (row, up, bpp, o, limit) => {
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      const v = (row[i] - (((i >= bpp ? row[i - bpp] : 0) + up[i]) >> 1)) & 0xff;
+      o[i] = v;
+      sum += cost(v);
+      if (sum >= limit) return sum;
+    }
+    return sum;
+  },
+  (row, up, bpp, o, limit) => {
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) {
+      const a = i >= bpp ? row[i - bpp] : 0;
+      const b = up[i];
+      const c = i >= bpp ? up[i - bpp] : 0;
+      const pa = b > c ? b - c : c - b;
+      const pb = a > c ? a - c : c - a;
+      const pc2 = a + b - 2 * c;
+      const pc = pc2 < 0 ? -pc2 : pc2;
+      const v = (row[i] - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 0xff;
+      o[i] = v;
+      sum += cost(v);
+      if (sum >= limit) return sum;
+    }
+    return sum;
+  },
+];
 
 /**
  * Filters every row with each of PNG's five filters and keeps the one with the smallest sum of
@@ -153,15 +182,15 @@ function filterRow(f: number, row: Uint8Array, up: Uint8Array, bpp: number, o: U
  */
 function filterRows(px: Uint8Array, height: number, stride: number, bpp: number): Buffer {
   const out = Buffer.alloc(height * (stride + 1));
-  const cand = [0, 1, 2, 3, 4].map(() => new Uint8Array(stride));
+  const cand = FILTERS.map(() => new Uint8Array(stride));
   const zero = new Uint8Array(stride);
   for (let y = 0; y < height; y++) {
     const row = px.subarray(y * stride, (y + 1) * stride);
     const up = y > 0 ? px.subarray((y - 1) * stride, y * stride) : zero;
     let best = 0;
     let bestSum = Infinity;
-    for (let f = 0; f < 5; f++) {
-      const sum = filterRow(f, row, up, bpp, cand[f]);
+    for (let f = 0; f < FILTERS.length; f++) {
+      const sum = FILTERS[f](row, up, bpp, cand[f], bestSum);
       if (sum < bestSum) {
         bestSum = sum;
         best = f;

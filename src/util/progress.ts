@@ -30,8 +30,10 @@ function fmtNum(v: number): string {
 
 function fmtExtra(extra: Record<string, string | number> | undefined): string {
   if (!extra) return '';
+  // numbers get 4 significant digits: enough for a loss, no noise for a rate
+  const fmt = (v: number): string => (Number.isInteger(v) || !Number.isFinite(v) ? String(v) : v.toPrecision(4));
   return Object.entries(extra)
-    .map(([k, v]) => ` | ${k} ${typeof v === 'number' ? fmtNum(v) : v}`)
+    .map(([k, v]) => ` | ${k} ${typeof v === 'number' ? fmt(v) : v}`)
     .join('');
 }
 
@@ -60,6 +62,8 @@ function barProgress(label: string, total: number, stream: NodeJS.WritableStream
       formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? fmtNum(v) : String(v)),
       hideCursor: true,
       etaBuffer: 20,
+      // the caller decided to draw; cli-progress would otherwise stay silent on a stream it doesn't see as a TTY
+      noTTYOutput: true,
     },
     cliProgress.Presets.shades_classic,
   );
@@ -71,7 +75,10 @@ function barProgress(label: string, total: number, stream: NodeJS.WritableStream
     },
     log(line) {
       if (stopped) stream.write(`${line}\n`);
-      else multi.log(`${line}\n`);
+      else {
+        multi.log(`${line}\n`);
+        multi.update(); // show it now: cli-progress holds logged lines until its next redraw
+      }
     },
     stop() {
       if (stopped) return;
