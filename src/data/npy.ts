@@ -1,8 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
-import * as path from 'path';
 import { UserError } from '../errors';
-import { tempPathFor } from '../util/atomic-write';
+import { writeFileAtomic } from '../util/atomic-write';
 
 /**
  * NumPy .npy files (format 1.0 when writing; 1.0, 2.0 and 3.0 when reading), little-endian, C order.
@@ -129,22 +128,7 @@ export function writeNpy(file: string, data: NpyData, shape: number[] = [data.le
   checkShape(shape, data.length);
   const header = npyHeader(dtype, shape);
   const body = littleEndianBytes(data, ITEMSIZE[dtype]);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = tempPathFor(file);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    for (const part of [header, body]) {
-      let off = 0;
-      while (off < part.length) off += fs.writeSync(fd, part, off, part.length - off);
-    }
-    fs.fsyncSync(fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, Buffer.concat([header, body]));
 }
 
 /** Parses the header dict numpy writes: a Python literal with descr, fortran_order and shape. */
