@@ -3,6 +3,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors';
 import { BackendReport, describeBackend, parseBackendChoice, selectBackend } from '../src/backend/select';
+import { tensorflowLogWithoutInfo } from '../src/backend/native';
 
 const repo = path.resolve(__dirname, '..');
 const NATIVE_CANDIDATES = ['tensorflow (@tensorflow/tfjs-node-gpu)', 'tensorflow (@tensorflow/tfjs-node)', 'tensorflow (native/tfjs-node)'];
@@ -172,6 +173,27 @@ describe('describeBackend', () => {
       'Backend: wasm 4.22.0 (@tensorflow/tfjs-backend-wasm 4.22.0)',
       '  polyfilled kernels: Conv2DBackpropFilter',
       '  skipped tensorflow (@tensorflow/tfjs-node): package not installed',
+    ]);
+  });
+});
+
+describe('tensorflowLogWithoutInfo (the load-time stderr filter)', () => {
+  it('drops absl INFO lines and their continuations, keeps warnings and errors', () => {
+    const log = [
+      'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR',
+      'I0000 00:00:1795647566.670021   13767 port.cc:153] oneDNN custom operations are on.',
+      'I0000 00:00:1795647566.734968   13767 cpu_feature_guard.cc:227] This TensorFlow binary is optimized',
+      'To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.',
+      "W0000 00:00:1795647566.8   13767 dso_loader.cc:1] Could not load dynamic library 'libcudart.so.12'",
+      'LD_LIBRARY_PATH: /usr/lib',
+      '2024-01-01 10:00:00.000001: I tensorflow/core/platform/cpu_feature_guard.cc:193] old-style info',
+      '2024-01-01 10:00:00.000002: E tensorflow/stream_executor/cuda/cuda_driver.cc:1] old-style error',
+      '',
+    ].join('\n');
+    expect(tensorflowLogWithoutInfo(log)).toEqual([
+      "W0000 00:00:1795647566.8   13767 dso_loader.cc:1] Could not load dynamic library 'libcudart.so.12'",
+      'LD_LIBRARY_PATH: /usr/lib',
+      '2024-01-01 10:00:00.000002: E tensorflow/stream_executor/cuda/cuda_driver.cc:1] old-style error',
     ]);
   });
 });

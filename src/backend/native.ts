@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 /**
@@ -18,7 +19,15 @@ import * as path from 'path';
 export type NativeSource = 'tfjs-node-gpu' | 'tfjs-node' | 'wheel';
 
 export type NativeLoadResult =
-  | { ok: true; name: 'tensorflow'; source: NativeSource; detail: string; tfVersion: string }
+  | {
+      ok: true;
+      name: 'tensorflow';
+      source: NativeSource;
+      detail: string;
+      tfVersion: string;
+      /** candidates tried before the one that loaded, and why they failed */
+      reasons?: Array<{ candidate: string; reason: string }>;
+    }
   | { ok: false; reasons: Array<{ candidate: string; reason: string }> };
 
 /** native/BUILD_INFO.json, written by scripts/install-native.js once a wheel build is complete. */
@@ -105,6 +114,71 @@ function addonPath(pkgDir: string, pj: PackageJson): string {
   return path.resolve(pkgDir, modulePath, `${pj.binary?.module_name ?? 'tfjs_binding'}.node`);
 }
 
+interface StdioGuard {
+  redirectStderr(file: string): number;
+  restoreStderr(fd: number): void;
+}
+
+/** The optional fd-2 redirector that scripts/install-native.js builds next to the binding. */
+function stdioGuard(): StdioGuard | undefined {
+  const file = path.join(nativeDir(), 'tfjs-node', 'ssl-stdio-guard', 'stdio_guard.node');
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    return require(file) as StdioGuard;
+  } catch {
+    return undefined;
+  }
+}
+
+/** absl/TF log lines: `I0000 00:00:…` (absl) or `2025-01-01 00:00:00.0: I …` (TF <= 2.15). */
+const LOG_LINE = /^(?:([IWEF])\d{4} |\d{4}-\d\d-\d\d [\d:.]+: ([IWEF]) )/;
+
+/**
+ * Runs `load` (a synchronous addon require) with fd 2 captured, then passes on what libtensorflow
+ * wrote except its INFO lines: with oneDNN on, TF 2.21 announces it through absl while loading,
+ * and TF_CPP_MIN_LOG_LEVEL cannot silence that (absl is not initialised yet). Warnings and errors
+ * (a missing CUDA library, say) still show; TF_CPP_MIN_LOG_LEVEL=0 turns the filter off.
+ */
+function withQuietTensorflowLoad<T>(load: () => T): T {
+  const guard = process.env.TF_CPP_MIN_LOG_LEVEL === '0' ? undefined : stdioGuard();
+  if (!guard) return load();
+  const capture = path.join(os.tmpdir(), `ssl-tf-load-${process.pid}-${Date.now()}.log`);
+  let saved: number;
+  try {
+    saved = guard.redirectStderr(capture);
+  } catch {
+    return load();
+  }
+  try {
+    return load();
+  } finally {
+    guard.restoreStderr(saved);
+    let text = '';
+    try {
+      text = fs.readFileSync(capture, 'utf8');
+      fs.rmSync(capture, { force: true });
+    } catch {
+      /* nothing captured */
+    }
+    const kept = tensorflowLogWithoutInfo(text);
+    if (kept.length) process.stderr.write(`${kept.join('\n')}\n`);
+  }
+}
+
+/** The lines of a libtensorflow log that are not INFO messages (or continuations of one). */
+export function tensorflowLogWithoutInfo(text: string): string[] {
+  let keep = true;
+  const kept: string[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (/^WARNING: All log messages before absl::InitializeLog\(\) is called/.test(line)) continue;
+    const m = LOG_LINE.exec(line);
+    if (m) keep = (m[1] ?? m[2]) !== 'I';
+    if (keep) kept.push(line);
+  }
+  return kept;
+}
+
 interface Loaded {
   tfVersion: string;
   version: string;
@@ -120,7 +194,7 @@ function loadPackageDir(pkgDir: string): Loaded {
   }
   let binding: { TF_Version?: string };
   try {
-    binding = require(addon) as { TF_Version?: string };
+    binding = withQuietTensorflowLoad(() => require(addon) as { TF_Version?: string });
   } catch (e) {
     throw new Error(`binding failed to load: ${firstLine(e)}`);
   }
@@ -163,8 +237,8 @@ export function loadNativeBackend(): NativeLoadResult {
   if (cached) return cached;
 
   // TensorFlow reads this once, when libtensorflow loads. The wheels' libtensorflow is built with
-  // oneDNN but leaves it off by default; on a CPU it makes training ~1.4x faster (measured on the
-  // TF 2.21 build; and small-CNN training reaches PyTorch speed with it). The user's setting wins.
+  // oneDNN but leaves it off by default; on a CPU it makes training 1.4-1.7x faster (measured with
+  // the TF 2.21 build on small CNNs; with it they train at PyTorch speed). The user's setting wins.
   process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
   // Hide TensorFlow's INFO lines (CPU feature notices) but keep its warnings and errors.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
@@ -197,7 +271,7 @@ export function loadNativeBackend(): NativeLoadResult {
     }
     try {
       const loaded = loadPackageDir(dir);
-      cached = { ok: true, name: 'tensorflow', source: c.source, detail: c.describe(loaded), tfVersion: loaded.tfVersion };
+      cached = { ok: true, name: 'tensorflow', source: c.source, detail: c.describe(loaded), tfVersion: loaded.tfVersion, reasons };
       return cached;
     } catch (e) {
       reasons.push({ candidate: c.candidate, reason: firstLine(e) });

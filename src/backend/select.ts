@@ -38,22 +38,24 @@ export function parseBackendChoice(requested: string | undefined): BackendChoice
   throw new UserError(`unknown backend '${requested}': valid names are ${BACKEND_CHOICES.join(', ')} (--backend or $SSL_BACKEND)`);
 }
 
-type Attempt = { ok: true; report: Omit<BackendReport, 'skipped'> } | { ok: false; skipped: Array<{ name: string; reason: string }> };
+type Skipped = BackendReport['skipped'];
+/** A backend that loaded (and what it passed over on the way), or why it did not. */
+type Attempt = { ok: true; report: Omit<BackendReport, 'skipped'>; passedOver?: Skipped } | { ok: false; skipped: Skipped };
 
 async function tryTensorflow(): Promise<Attempt> {
   const native = loadNativeBackend();
-  if (!native.ok) {
-    return { ok: false, skipped: native.reasons.map((r) => ({ name: `tensorflow (${r.candidate})`, reason: r.reason })) };
-  }
+  const passedOver = (native.reasons ?? []).map((r) => ({ name: `tensorflow (${r.candidate})`, reason: r.reason }));
+  if (!native.ok) return { ok: false, skipped: passedOver };
   try {
     if (!(await tf.setBackend('tensorflow'))) throw new Error('the backend failed to initialise');
   } catch (e) {
-    return { ok: false, skipped: [{ name: `tensorflow (${native.source})`, reason: `loaded, but ${firstLine(e)}` }] };
+    return { ok: false, skipped: [...passedOver, { name: `tensorflow (${native.source})`, reason: `loaded, but ${firstLine(e)}` }] };
   }
   const gpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
   return {
     ok: true,
     report: { name: 'tensorflow', version: native.tfVersion, source: `${native.detail}, ${gpu ? 'on the GPU' : 'on the CPU'}`, polyfills: [] },
+    passedOver,
   };
 }
 
@@ -97,14 +99,14 @@ const ADVICE: Record<Exclude<BackendChoice, 'auto'>, string> = {
 async function select(choice: BackendChoice): Promise<BackendReport> {
   if (choice !== 'auto') {
     const a = await TRY[choice]();
-    if (a.ok) return { ...a.report, skipped: [] };
+    if (a.ok) return { ...a.report, skipped: a.passedOver ?? [] };
     const why = a.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
     throw new UserError(`backend '${choice}' is not available (${why}); ${ADVICE[choice]}`);
   }
-  const skipped: BackendReport['skipped'] = [];
+  const skipped: Skipped = [];
   for (const name of ['tensorflow', 'wasm', 'cpu'] as const) {
     const a = await TRY[name]();
-    if (a.ok) return { ...a.report, skipped };
+    if (a.ok) return { ...a.report, skipped: [...skipped, ...(a.passedOver ?? [])] };
     skipped.push(...a.skipped);
   }
   throw new Error(`no tfjs backend could be loaded: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);

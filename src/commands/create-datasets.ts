@@ -38,6 +38,7 @@ export async function createDatasets(opts: CreateDatasetsOptions, log: (line: st
         },
       });
     } finally {
+      // the cast: TypeScript does not see the assignment inside the callback and narrows to null
       (progress as Progress | null)?.stop();
     }
     if (result.skipped) {
