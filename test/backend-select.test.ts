@@ -1,26 +1,10 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors';
 import { BackendReport, describeBackend, parseBackendChoice, selectBackend } from '../src/backend/select';
 import { tensorflowLogWithoutInfo } from '../src/backend/native';
+import { nativeExpected } from './helpers/backends';
 
-const repo = path.resolve(__dirname, '..');
 const NATIVE_CANDIDATES = ['tensorflow (@tensorflow/tfjs-node-gpu)', 'tensorflow (@tensorflow/tfjs-node)', 'tensorflow (native/tfjs-node)'];
-
-/** Whether this checkout should get the native backend: a complete wheel build, or a stock package with its addon. */
-function nativeExpected(): boolean {
-  if (fs.existsSync(path.join(repo, 'native', 'BUILD_INFO.json'))) return true;
-  for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-    try {
-      const dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [repo] }));
-      if (fs.existsSync(path.join(dir, 'lib', 'napi-v8', 'tfjs_binding.node'))) return true;
-    } catch {
-      /* not installed */
-    }
-  }
-  return false;
-}
 
 /** One conv2d gradient step on the current backend: the op that wasm lacks out of the box. */
 function convGradient(): Float32Array {

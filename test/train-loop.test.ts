@@ -6,7 +6,9 @@ import { getAlgorithm } from '../src/algorithms/registry';
 import { resolveSettings, toTrainConfig } from '../src/train/config';
 import { train } from '../src/train/trainer';
 import { listCheckpoints, loadCheckpoint } from '../src/train/checkpoint';
+import { selectBackend } from '../src/backend/select';
 import { syntheticData } from './helpers/synthetic';
+import { trainingBackends } from './helpers/backends';
 
 function config(algo: string, trainDir: string, overrides: Record<string, number | string> = {}) {
   const a = getAlgorithm(algo);
@@ -14,11 +16,10 @@ function config(algo: string, trainDir: string, overrides: Record<string, number
   return toTrainConfig(a, s, { trainDir, seed: 3, augment: 'none' });
 }
 
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
-
-describe('the shared training loop', () => {
+describe.each(trainingBackends())('the shared training loop on %s', (backend) => {
+  beforeAll(async () => {
+    await selectBackend(backend);
+  });
   let dir: string;
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssl-train-'));
@@ -45,16 +46,16 @@ describe('the shared training loop', () => {
   });
 
   test('mixmatch trains, logs its losses, and a resumed run ends with the same weights as an uninterrupted one', async () => {
-    const cfg = config('mixmatch', path.join(dir, 'a'), { train_kimg: 2, warmup_kimg: 1 });
+    const cfg = config('mixmatch', path.join(dir, 'a'), { batch: 16, warmup_kimg: 1 });
     const whole = await train(cfg, syntheticData());
     expect(Object.keys(whole.reports[0].losses).sort()).toEqual(['losses/l2u', 'losses/xe']);
-    // stop after the first checkpoint, then resume
-    const cfg2 = config('mixmatch', path.join(dir, 'b'), { train_kimg: 2, warmup_kimg: 1 });
+    // stop part-way (a stop writes a checkpoint, as Ctrl-C does), then resume
+    const cfg2 = config('mixmatch', path.join(dir, 'b'), { batch: 16, warmup_kimg: 1 });
     let steps = 0;
-    const first = await train(cfg2, syntheticData(), { shouldStop: () => ++steps > 128 });
+    const first = await train(cfg2, syntheticData(), { shouldStop: () => ++steps > 20 });
     expect(first.stopped).toBe(true);
     const second = await train(cfg2, syntheticData());
-    expect(second.resumedFrom).toBe(1024);
+    expect(second.resumedFrom).toBe(20 * 16);
     const a = loadCheckpoint(listCheckpoints(path.join(whole.runDir, 'tf')).pop()!.path);
     const b = loadCheckpoint(listCheckpoints(path.join(second.runDir, 'tf')).pop()!.path);
     expect(b.header.imagesSeen).toBe(a.header.imagesSeen);
