@@ -53,6 +53,7 @@ export async function createDatasets(opts: CreateDatasetsOptions, log: (line: st
 export function register(program: Command): void {
   program
     .command('create-datasets')
+    .summary('build base datasets as TFRecord files')
     .description(`build the base datasets as TFRecord files of tf.train.Example (image PNG, label int64) in the data root`)
     .argument('[names...]', `datasets to build: ${SUPPORTED_DATASETS.join(', ')} (default: ${DEFAULT_DATASETS.join(' ')})`)
     .option('--data-dir <dir>', 'data root (default: $ML_DATA, else ./data)')

@@ -20,6 +20,7 @@ export interface CreateSplitCommandOptions {
 export function register(program: Command): void {
   program
     .command('create-split')
+    .summary('cut a seeded labelled/unlabelled split')
     .description(
       'pick a seeded labelled subset, as the reference create_split does: writes ' +
         '<data-dir>/SSL/<dataset>.<seed>@<size>-label.tfrecord, -unlabel.tfrecord and -map.json',

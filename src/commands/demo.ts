@@ -57,6 +57,7 @@ export async function runDemo(o: DemoOptions, log: (l: string) => void = (l) => 
 export function register(program: Command): void {
   program
     .command('demo')
+    .summary('the whole workflow on embedded MNIST')
     .description('the whole workflow on the embedded MNIST digits: dataset, 100-label split, supervised vs MixMatch')
     .option('--data-dir <dir>', 'data root (default: $ML_DATA, else ./data)')
     .option('--train-dir <dir>', 'where run directories go', './experiments')

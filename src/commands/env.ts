@@ -5,6 +5,7 @@ import { describeBackend, nativeInstallState, selectBackend } from '../backend/s
 export function register(program: Command): void {
   program
     .command('env')
+    .summary('show the backend in use, and why')
     .description('show the tfjs backend in use, where it comes from, and why the others were skipped')
     .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
     .option('--json', 'print one JSON object instead of text', false)

@@ -6,6 +6,7 @@ import { intArg } from './parse';
 export function register(program: Command): void {
   program
     .command('infer')
+    .summary('classify a folder of images')
     .description('classify every PNG/JPEG in a folder with a trained checkpoint; writes <dataset>_pred.npy')
     .requiredOption('--ckpt <path>', 'run directory (its newest checkpoint) or a model.ckpt-*.sslckpt file')
     .requiredOption('--dir <folder>', 'folder of images; the class comes from a sub-folder name or a <n>_<class>.<ext> file name when present')

@@ -53,6 +53,7 @@ function parserFor(spec: HParamSpec): (v: string) => HParamValue {
 export function register(program: Command): void {
   const cmd = program
     .command('train')
+    .summary('train a model; resumes if interrupted')
     .description('train a semi-supervised (or supervised) classifier; resumes from the newest checkpoint')
     .option('--algo <name>', `algorithm: ${ALGORITHMS.map((a) => a.name).join(', ')}`, 'mixmatch')
     .option('--dataset <name>', 'dataset <name>.<seed>@<labelled>-<valid>, or <name>-<valid> for fully-supervised training', 'cifar10.3@250-5000')
