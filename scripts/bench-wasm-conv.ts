@@ -2,18 +2,22 @@
  * Forward and training throughput of convolutional nets on the tfjs wasm backend.
  *
  *   npx tsc -p . && node dist/scripts/bench-wasm-conv.js [--model cnn|wrn|all] [--repeat 4]
- *       [--variants naive,fast,fast+bn] [--steps 5] [--profile]
+ *       [--variants naive,fast,fast+bn] [--steps 5] [--profile] [--verbose]
  *
- * Variants (training only; the forward pass is the same for all):
+ * --profile prints the kernels of one training step by time; --verbose prints every step's loss.
+ * Variants run one after another on the same weights (a fresh Adam each); the forward pass is the
+ * same for all:
  *   naive    the first polyfill: filter gradient as one transposed matmul per filter tap over
- *            shifted slices, stock wasm Conv2DBackpropInput and MaxPoolGrad (the latter gives
- *            wrong gradients for all-negative windows), batch norm as moments + batchNorm4d
+ *            shifted slices; every other kernel stock (Conv2DBackpropInput, MaxPoolGrad, which
+ *            gives wrong gradients for all-negative windows, Sum, Mean, Identity, Tile); batch
+ *            norm as moments + batchNorm4d
  *   fast     installWasmTrainingKernels(), batch norm as moments + batchNorm4d
  *   fast+bn  installWasmTrainingKernels() and batchNormTraining (WRN only: the CNN has no BN)
  *
  * Models: (a) the small MNIST CNN of Temporal Ensembling (28x28x1, batch 100); (b) the project's
  * WRN-28-2 layout (stem 16, stages 32/64/128 of `repeat` pre-activation blocks, 32x32x3, batch 64).
  */
+import * as os from 'os';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining, installWasmTrainingKernels } from '../src/backend/wasm-training';
 
@@ -25,10 +29,11 @@ interface Options {
   variants: Variant[];
   steps: number;
   profile: boolean;
+  verbose: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { model: 'all', repeat: 4, variants: ['naive', 'fast', 'fast+bn'], steps: 5, profile: false };
+  const opts: Options = { model: 'all', repeat: 4, variants: ['naive', 'fast', 'fast+bn'], steps: 5, profile: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -38,9 +43,14 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === '--model') opts.model = next() as Options['model'];
     else if (a === '--repeat') opts.repeat = Number(next());
-    else if (a === '--variants') opts.variants = next().split(',') as Variant[];
+    else if (a === '--variants') {
+      opts.variants = next().split(',') as Variant[];
+      const bad = opts.variants.filter((v) => !['naive', 'fast', 'fast+bn'].includes(v));
+      if (bad.length) throw new Error(`unknown variant ${bad.join(', ')}: use naive, fast, fast+bn`);
+    }
     else if (a === '--steps') opts.steps = Number(next());
     else if (a === '--profile') opts.profile = true;
+    else if (a === '--verbose') opts.verbose = true;
     else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -194,14 +204,16 @@ const naiveFilterGrad: tf.KernelFunc = ({ inputs, attrs }) => {
   }) as unknown as tf.TensorInfo;
 };
 
-interface KernelSet {
-  filter: tf.KernelConfig;
-  input: tf.KernelConfig;
-  maxPool: tf.KernelConfig;
+/** The wasm kernels that installWasmTrainingKernels() registers or replaces. */
+const TRAINING_KERNELS = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad, tf.Sum, tf.Mean, tf.Identity, tf.Tile];
+type KernelSet = tf.KernelConfig[];
+
+function snapshot(): KernelSet {
+  return TRAINING_KERNELS.map((name) => tf.getKernel(name, 'wasm')).filter((k): k is tf.KernelConfig => k != null);
 }
 
 function useKernels(set: KernelSet): void {
-  for (const k of [set.filter, set.input, set.maxPool]) {
+  for (const k of set) {
     if (tf.getKernel(k.kernelName, 'wasm') != null) tf.unregisterKernel(k.kernelName, 'wasm');
     tf.registerKernel(k);
   }
@@ -209,19 +221,33 @@ function useKernels(set: KernelSet): void {
 
 function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);
-  return s[s.length >> 1];
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-/** Median seconds per call after one warm-up call (wasm ops run synchronously, so a return means done). */
-function timeIt(fn: () => void, reps: number): number {
+interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+/**
+ * Median seconds per call after one warm-up call (wasm ops run synchronously, so a return means
+ * done), by wall clock and by this process's CPU time. The wasm backend uses one thread, so the
+ * two agree on an idle machine; on a shared one the CPU time is the steadier figure.
+ */
+function timeIt(fn: () => void, reps: number): Timing {
   fn();
-  const times: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     fn();
-    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    const c = process.cpuUsage(c0);
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    cpu.push((c.user + c.system) / 1e6);
   }
-  return median(times);
+  return { wall: median(wall), cpu: median(cpu) };
 }
 
 function printProfileTop(info: Awaited<ReturnType<typeof tf.profile>>): void {
@@ -238,25 +264,22 @@ function printProfileTop(info: Awaited<ReturnType<typeof tf.profile>>): void {
   for (const [name, e] of rows) console.log(`      ${name.padEnd(28)} ${e.ms.toFixed(1).padStart(9)} ms  x${e.count}`);
 }
 
+function row(net: Net, pass: string, t: Timing): string[] {
+  return [net.name, pass, String(net.batch), (net.batch / t.wall).toFixed(1), (t.wall * 1000).toFixed(0), (net.batch / t.cpu).toFixed(1)];
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   // Stock kernels first, so the baseline can be restored after ours are installed.
   require('@tensorflow/tfjs-backend-wasm');
-  const stockInput = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
-  const stockMaxPool = tf.getKernel(tf.MaxPoolGrad, 'wasm');
+  const naive: KernelSet = [
+    ...snapshot(),
+    { kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: naiveFilterGrad },
+  ];
   installWasmTrainingKernels();
   await tf.setBackend('wasm');
   await tf.ready();
-  const ours: KernelSet = {
-    filter: tf.getKernel(tf.Conv2DBackpropFilter, 'wasm'),
-    input: tf.getKernel(tf.Conv2DBackpropInput, 'wasm'),
-    maxPool: tf.getKernel(tf.MaxPoolGrad, 'wasm'),
-  };
-  const naive: KernelSet = {
-    filter: { kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm', kernelFunc: naiveFilterGrad },
-    input: stockInput,
-    maxPool: stockMaxPool,
-  };
+  const ours = snapshot();
 
   const nets: Net[] = [];
   if (opts.model === 'cnn' || opts.model === 'all') nets.push(teCnn());
@@ -268,10 +291,14 @@ async function main(): Promise<void> {
     const x = tf.tensor4d(lcgValues(net.batch * h * w * c, 7, 1), [net.batch, h, w, c]);
     const labels = tf.oneHot(tf.tensor1d(Array.from({ length: net.batch }, (_, i) => (i * 7) % 10), 'int32'), 10);
     const hasBn = net.name.startsWith('WRN');
-    const fwdReps = Math.max(2, Math.min(10, Math.round(opts.steps * (hasBn ? 1 : 4))));
-    const fwd = timeIt(() => tf.tidy(() => net.forward(x, 'moments').dataSync()), fwdReps);
-    rows.push([net.name, 'forward', String(net.batch), (net.batch / fwd).toFixed(1), (fwd * 1000).toFixed(0)]);
-    console.log(`${net.name}: forward ${(net.batch / fwd).toFixed(1)} img/s`);
+    const fwdReps = Math.max(3, Math.min(20, opts.steps * (hasBn ? 2 : 4)));
+    const fwd = timeIt(() => {
+      const logits = tf.tidy(() => net.forward(x, 'moments'));
+      logits.dataSync();
+      logits.dispose();
+    }, fwdReps);
+    rows.push(row(net, 'forward', fwd));
+    console.log(`${net.name}: forward ${(net.batch / fwd.wall).toFixed(1)} img/s`);
 
     for (const variant of opts.variants) {
       if (variant === 'fast+bn' && !hasBn) continue;
@@ -292,10 +319,11 @@ async function main(): Promise<void> {
       };
       // The naive WRN step takes tens of seconds: time it once.
       const reps = variant === 'naive' && hasBn ? 1 : opts.steps;
-      const sec = timeIt(step, reps);
+      const t = timeIt(step, reps);
       const label = `train (${variant})`;
-      rows.push([net.name, label, String(net.batch), (net.batch / sec).toFixed(1), (sec * 1000).toFixed(0)]);
-      console.log(`${net.name}: ${label} ${(net.batch / sec).toFixed(1)} img/s; loss ${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}`);
+      rows.push(row(net, label, t));
+      const lossText = opts.verbose ? losses.map((l) => l.toFixed(3)).join(' ') : `${losses[0].toFixed(3)} -> ${losses[losses.length - 1].toFixed(3)}`;
+      console.log(`${net.name}: ${label} ${(net.batch / t.wall).toFixed(1)} img/s; loss ${lossText}`);
       if (opts.profile) {
         const info = await tf.profile(() => step());
         printProfileTop(info);
@@ -306,12 +334,13 @@ async function main(): Promise<void> {
   }
   useKernels(ours);
 
-  const header = ['model', 'pass', 'batch', 'img/s', 'ms/batch'];
+  const header = ['model', 'pass', 'batch', 'img/s', 'ms/batch', 'img/s (cpu time)'];
   const widths = header.map((hd, i) => Math.max(hd.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]): string => r.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
   console.log('');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  console.log(`wasm backend, SIMD ${simd}, threads 1, Node ${process.version}`);
+  const load = os.loadavg()[0];
+  console.log(`wasm backend, SIMD ${simd}, threads 1, Node ${process.version}, load average ${load.toFixed(2)} on ${os.cpus().length} CPUs`);
   console.log(line(header));
   for (const r of rows) console.log(line(r));
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -99,6 +99,32 @@ describe('the ssl CLI end to end', () => {
     expect(pred.shape).toEqual([30]);
     const probs = readNpy(path.join(root, 'pred_probs.npy'));
     expect(probs.shape).toEqual([30, 10]);
+  });
+
+  test('create-split for several seeds at once (a shell loop with & and wait) writes what a serial loop writes', async () => {
+    const seeds = ['2', '3', '4'];
+    const roots = ['parallel', 'serial'].map((n) => path.join(root, n));
+    for (const r of roots) {
+      fs.mkdirSync(r, { recursive: true });
+      for (const f of ['mnist-train.tfrecord', 'mnist-test.tfrecord']) fs.copyFileSync(path.join(root, 'data', f), path.join(r, f));
+    }
+    const codes = await Promise.all(
+      seeds.map(
+        (seed) =>
+          new Promise<number | null>((resolve) => {
+            const p = spawn(process.execPath, [CLI, 'create-split', '--seed', seed, '--size', '50', '--dataset', 'mnist', '--data-dir', roots[0]], { stdio: 'ignore' });
+            p.on('close', resolve);
+          }),
+      ),
+    );
+    expect(codes).toEqual([0, 0, 0]);
+    for (const seed of seeds) expect(ssl(['create-split', '--seed', seed, '--size', '50', '--dataset', 'mnist', '--data-dir', roots[1]]).code).toBe(0);
+    const listing = (r: string) => fs.readdirSync(path.join(r, 'SSL')).sort();
+    expect(listing(roots[0])).toEqual(listing(roots[1]));
+    expect(listing(roots[0])).toHaveLength(9);
+    for (const f of listing(roots[0])) {
+      expect([f, fs.readFileSync(path.join(roots[0], 'SSL', f)).equals(fs.readFileSync(path.join(roots[1], 'SSL', f)))]).toEqual([f, true]);
+    }
   });
 
   test('user mistakes end in one line and a non-zero exit', () => {

@@ -2,20 +2,30 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 /**
- * Training support for the tfjs wasm backend (4.22).
+ * Training support for the tfjs wasm backend (4.22): kernels for 'wasm' that convolutional training
+ * needs, and a batch-norm op with a cheap gradient for every backend.
  *
- * The wasm backend ships no `Conv2DBackpropFilter` kernel, its `Conv2DBackpropInput` is a scalar
- * six-deep loop that runs 5-10x slower than the forward convolution, and its `MaxPoolGrad` routes
- * the gradient of all-negative windows to the wrong element. All three are registered here as
- * wasm kernels: the heavy arithmetic goes to XNNPACK (the wasm `BatchMatMul` fast path and
- * the wasm `Conv2D`), and the data movement around it (im2col, small filter reshuffles, sub-pixel
- * interleaving) is plain JS over the wasm heap, because the wasm `Transpose`, `StridedSlice` and
- * `Concat` kernels are unblocked index loops that cost more than the matrix product they feed.
+ * - Conv2DBackpropFilter is missing from wasm. Registered here as chunked im2col + XNNPACK matrix
+ *   products.
+ * - Conv2DBackpropInput is a scalar six-deep loop, 5-10x slower than the forward convolution.
+ *   Replaced by XNNPACK convolutions of dy (sub-pixel phases for strides above 1).
+ * - MaxPoolGrad sends the gradient of all-negative windows to the wrong element. Replaced.
+ * - Sum and Mean transpose the whole input before reducing leading axes (per-channel statistics),
+ *   Tile computes an index per element, Identity copies: each was a large share of a WRN training
+ *   step (the stock batch-norm gradient tiles to full size; the engine clones every tensor it saves
+ *   for the backward pass). Replaced where it matters, with the stock kernel for the rest.
  *
- * Kernels rather than a `registerGradient` override of Conv2D: a gradient override is global, so
- * it would also replace the native kernels of tfjs-node and the CPU backend, whereas a kernel
- * registered for 'wasm' changes nothing elsewhere and is what the stock Conv2D gradient already
- * calls.
+ * Heavy arithmetic goes to XNNPACK through the wasm `BatchMatMul` and `Conv2D` kernels; the data
+ * movement around it is JS over the wasm heap, because the wasm `Transpose`, `StridedSlice` and
+ * `Concat` kernels are unblocked index loops that cost more than the products they feed.
+ *
+ * Kernels rather than a `registerGradient` override of Conv2D: a gradient override is global, so it
+ * would also change what tfjs-node and the CPU backend run, whereas a kernel registered for 'wasm'
+ * changes nothing elsewhere and is what the stock Conv2D gradient already calls. Kernels receive
+ * TensorInfos and call other wasm kernels directly (as tfjs's own kernels do), freeing their scratch
+ * buffers with disposeData, so nothing goes through the engine or the tape. Dilated convolutions
+ * never reach these kernels: tfjs-core's Conv2D gradient rejects dilations above 1 with its own
+ * error.
  */
 
 const WASM = 'wasm';
@@ -45,7 +55,6 @@ function isOwned(config: tf.KernelConfig | undefined): boolean {
 }
 
 function geometry(
-  kernelName: string,
   inShape: number[],
   filterShape: number[],
   strides: [number, number] | number,
@@ -60,9 +69,6 @@ function geometry(
     pad,
     dimRoundingMode,
   );
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) {
-    throw new Error(`${kernelName} on wasm: dilations other than 1 are not supported`);
-  }
   return {
     n: info.batchSize,
     h: info.inHeight,
@@ -95,6 +101,14 @@ function runWasmKernel(
   return kernel.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
 }
 
+/**
+ * Float index of a view into the whole wasm heap. Division, not `>> 2`: a heap past 2 GiB has
+ * byte offsets that a signed shift turns negative (and copyWithin then counts from the end).
+ */
+function heapIndex(v: Float32Array): number {
+  return v.byteOffset / 4;
+}
+
 /** Same data under another shape, without touching the reference count: only for passing to a kernel. */
 function view(info: tf.TensorInfo, shape: number[]): tf.TensorInfo {
   return { dataId: info.dataId, shape, dtype: info.dtype };
@@ -116,40 +130,68 @@ function transpose2d(src: Float32Array, rows: number, cols: number, dst: Float32
 }
 
 /**
- * Transposed im2col: row (i*kw + j)*cin + c (the HWIO order of the filter) holds, for every output
- * position m = (n*oh + oy)*ow + ox, the input value under filter tap (i, j) in channel c, or 0 in
- * the padding. `xt` is the input as [cin, n, h, w], so each row is filled from one channel plane
- * with unit-stride (or stride-sw) reads.
+ * Transposed im2col of images b0 .. b0+n-1: row (i*kw + j)*cin + c (the HWIO order of the filter)
+ * holds, for every output position m = (b*oh + oy)*ow + ox, the input value under filter tap (i, j)
+ * in channel c, or 0 in the padding. The input comes as channel planes ([cin, g.n*h*w], at float
+ * offset `xo` of `heap`), so rows are filled by block copies: for a stride-1 'same' layout a row is
+ * its plane shifted by one offset, with the wrapped-around border rows and columns zeroed
+ * afterwards; for other stride-1 layouts one copy per output row; strided layouts need an element
+ * loop. `heap` is the whole wasm heap, so copyWithin runs as a native memmove (4x faster than an
+ * element loop here).
  */
-function im2colT(xt: Float32Array, g: ConvGeometry, cols: Float32Array): void {
-  const { n, h, w, cin, oh, ow, kh, kw, sh, sw } = g;
+function im2colT(heap: Float32Array, xo: number, g: ConvGeometry, b0: number, n: number, co: number): void {
+  const { h, w, cin, oh, ow, kh, kw, sh, sw } = g;
   const { top, left } = g.pad;
   const m = n * oh * ow;
   const plane = n * h * w;
+  const planeStride = g.n * h * w;
+  const sameShape = sh === 1 && sw === 1 && oh === h && ow === w;
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
-      // Output columns whose tap (i, j) lands inside the image; the rest read padding.
-      const oxLo = Math.min(ow, Math.max(0, Math.ceil((left - j) / sw)));
-      const oxHi = Math.max(oxLo, Math.min(ow, Math.floor((w - 1 + left - j) / sw) + 1));
+      const di = i - top;
+      const dj = j - left;
+      // Output columns whose tap lands inside the image; the rest read padding.
+      const oxLo = Math.min(ow, Math.max(0, Math.ceil(-dj / sw)));
+      const oxHi = Math.max(oxLo, Math.min(ow, Math.floor((w - 1 - dj) / sw) + 1));
       for (let c = 0; c < cin; c++) {
-        let d = ((i * kw + j) * cin + c) * m;
-        const base = c * plane;
+        const row = co + ((i * kw + j) * cin + c) * m;
+        const base = xo + c * planeStride + b0 * h * w;
+        if (sameShape) {
+          const shift = di * w + dj;
+          const lo = Math.max(0, -shift);
+          const hi = Math.min(m, plane - shift);
+          heap.fill(0, row, row + lo);
+          heap.copyWithin(row + lo, base + lo + shift, base + hi + shift);
+          heap.fill(0, row + hi, row + m);
+          if (dj !== 0) {
+            const first = dj < 0 ? 0 : w - dj;
+            const count = Math.abs(dj);
+            for (let q = 0; q < n * h; q++) heap.fill(0, row + q * w + first, row + q * w + first + count);
+          }
+          if (di !== 0) {
+            const first = di < 0 ? 0 : h - di;
+            const count = Math.abs(di);
+            for (let b = 0; b < n; b++) heap.fill(0, row + (b * h + first) * w, row + (b * h + first + count) * w);
+          }
+          continue;
+        }
+        let d = row;
         for (let b = 0; b < n; b++) {
           for (let oy = 0; oy < oh; oy++) {
-            const r = oy * sh + i - top;
+            const r = oy * sh + di;
             if (r < 0 || r >= h) {
-              cols.fill(0, d, d + ow);
+              heap.fill(0, d, d + ow);
               d += ow;
               continue;
             }
-            const s = base + (b * h + r) * w + j - left;
-            for (let ox = 0; ox < oxLo; ox++) cols[d + ox] = 0;
+            const src = base + (b * h + r) * w + dj;
+            heap.fill(0, d, d + oxLo);
             if (sw === 1) {
-              for (let ox = oxLo; ox < oxHi; ox++) cols[d + ox] = xt[s + ox];
+              heap.copyWithin(d + oxLo, src + oxLo, src + oxHi);
             } else {
-              for (let ox = oxLo; ox < oxHi; ox++) cols[d + ox] = xt[s + ox * sw];
+              for (let ox = oxLo; ox < oxHi; ox++) heap[d + ox] = heap[src + ox * sw];
             }
-            for (let ox = oxHi; ox < ow; ox++) cols[d + ox] = 0;
+            heap.fill(0, d + oxHi, d + ow);
             d += ow;
           }
         }
@@ -159,10 +201,21 @@ function im2colT(xt: Float32Array, g: ConvGeometry, cols: Float32Array): void {
 }
 
 /**
- * dW[i,j,c,o] = sum over (n, oy, ox) of xpad[n, oy*sh+i, ox*sw+j, c] * dy[n, oy, ox, o]: one
- * [kh*kw*cin, M] x [M, cout] product. That orientation (no transposed operand) is the only one the
- * wasm BatchMatMul sends to XNNPACK; with transposeA it falls back to a scalar loop about 15x
- * slower.
+ * Chunking of the filter gradient: im2col chunks of about `colsChunkFloats` floats (1 MiB), small
+ * enough for the GEMM to re-read them from cache, but at least `minChunkPositions` output positions
+ * deep, below which per-product overhead wins. Chosen by measurement over the WRN-28-2 and TE-CNN
+ * layer shapes; exported so that tests can force many small chunks.
+ */
+export const wasmConvTuning = { colsChunkFloats: 1 << 18, minChunkPositions: 512 };
+
+/**
+ * dW[i,j,c,o] = sum over (n, oy, ox) of xpad[n, oy*sh+i, ox*sw+j, c] * dy[n, oy, ox, o], as
+ * [kh*kw*cin, M] x [M, cout] matrix products. That orientation (no transposed operand) is the only
+ * one the wasm BatchMatMul sends to XNNPACK; with transposeA it falls back to a scalar loop about
+ * 15x slower. XNNPACK's fully-connected operator streams the whole reduction dimension M for every
+ * output tile, so one product over all of M (65536 for a 64x32x32 batch) runs from memory; the
+ * product is therefore split over whole images into chunks, whose im2col is written and consumed
+ * while still in cache, and the partial results are summed (in double precision).
  */
 const conv2DBackpropFilter: tf.KernelFunc = (args) => {
   const backend = args.backend as BackendWasm;
@@ -171,42 +224,44 @@ const conv2DBackpropFilter: tf.KernelFunc = (args) => {
   if (attrs.dataFormat != null && attrs.dataFormat !== 'NHWC') {
     throw new Error(`Conv2DBackpropFilter on wasm supports dataFormat 'NHWC' only, got '${attrs.dataFormat}'`);
   }
-  const g = geometry('Conv2DBackpropFilter', x.shape, attrs.filterShape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
+  const g = geometry(x.shape, attrs.filterShape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
   const { n, h, w, cin, oh, ow, cout, kh, kw } = g;
-  const m = n * oh * ow;
   const k = kh * kw * cin;
+  const positions = oh * ow;
+  const byCache = Math.floor(wasmConvTuning.colsChunkFloats / (k * positions));
+  const images = Math.max(1, Math.min(n, Math.max(Math.ceil(wasmConvTuning.minChunkPositions / positions), byCache)));
 
-  const identityPatch =
-    kh === 1 && kw === 1 && g.sh === 1 && g.sw === 1 && g.pad.top === 0 && g.pad.left === 0 && oh === h && ow === w;
-  const temps: tf.TensorInfo[] = [];
-  let cols: tf.TensorInfo;
-  if (identityPatch && cin === 1) {
-    cols = view(x, [k, m]);
-  } else {
-    // xt is [cin, n*h*w]; with one channel it is x itself.
-    let xt: tf.TensorInfo = x;
-    if (cin > 1) {
-      xt = backend.makeOutput([cin, n * h * w], 'float32');
-      temps.push(xt);
-      transpose2d(f32(backend, x), n * h * w, cin, f32(backend, xt));
-    }
-    if (identityPatch) {
-      cols = xt;
-    } else {
-      cols = backend.makeOutput([k, m], 'float32');
-      temps.push(cols);
-      // Views are taken after the last allocation: growing the wasm heap detaches earlier ones.
-      im2colT(f32(backend, xt), g, f32(backend, cols));
-    }
+  // Channel planes [cin, n*h*w]; with one channel that is x itself.
+  let xt: tf.TensorInfo = x;
+  if (cin > 1) {
+    xt = backend.makeOutput([cin, n * h * w], 'float32');
+    transpose2d(f32(backend, x), n * h * w, cin, f32(backend, xt));
   }
-  const out = runWasmKernel(
-    'BatchMatMul',
-    backend,
-    { a: view(cols, [k, m]), b: view(dy, [m, cout]) },
-    { transposeA: false, transposeB: false },
-  );
-  for (const t of temps) backend.disposeData(t.dataId);
-  return { dataId: out.dataId, shape: attrs.filterShape.slice(), dtype: 'float32' };
+  const cols = backend.makeOutput([k, images * positions], 'float32');
+  const sum = new Float64Array(k * cout);
+  for (let b0 = 0; b0 < n; b0 += images) {
+    const nb = Math.min(images, n - b0);
+    const mc = nb * positions;
+    // XNNPACK caches the packed right-hand operand by tensor id, keyed without its shape, until
+    // that tensor is freed: each chunk of dy is copied to a tensor of its own, freed right after.
+    const dyChunk = backend.makeOutput([mc, cout], 'float32');
+    // Views are taken after the last allocation: growing the wasm heap detaches earlier ones.
+    const xtView = f32(backend, xt);
+    const heap = new Float32Array(xtView.buffer);
+    im2colT(heap, heapIndex(xtView), g, b0, nb, heapIndex(f32(backend, cols)));
+    const from = heapIndex(f32(backend, dy)) + b0 * positions * cout;
+    heap.copyWithin(heapIndex(f32(backend, dyChunk)), from, from + mc * cout);
+    const part = runWasmKernel('BatchMatMul', backend, { a: view(cols, [k, mc]), b: dyChunk }, { transposeA: false, transposeB: false });
+    backend.disposeData(dyChunk.dataId);
+    const pv = f32(backend, part);
+    for (let i = 0; i < sum.length; i++) sum[i] += pv[i];
+    backend.disposeData(part.dataId);
+  }
+  backend.disposeData(cols.dataId);
+  if (xt !== x) backend.disposeData(xt.dataId);
+  const out = backend.makeOutput(attrs.filterShape.slice(), 'float32');
+  f32(backend, out).set(sum);
+  return out;
 };
 
 /**
@@ -358,7 +413,7 @@ function makeConv2DBackpropInput(fallback: tf.KernelConfig): tf.KernelFunc {
     const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
     const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
     if ((attrs.dataFormat == null || attrs.dataFormat === 'NHWC') && dy.dtype === 'float32' && filter.dtype === 'float32') {
-      const g = geometry('Conv2DBackpropInput', attrs.inputShape, filter.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
+      const g = geometry(attrs.inputShape, filter.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode);
       const dx = conv2DBackpropInputFast(backend, dy, filter, g);
       if (dx != null) return dx;
     }
@@ -370,12 +425,13 @@ function makeConv2DBackpropInput(fallback: tf.KernelConfig): tf.KernelFunc {
  * The stock wasm MaxPoolGrad seeds its running maximum with FLT_MIN (the smallest positive float),
  * so in any window whose values are all below it the gradient goes to the window's first tap
  * instead of its maximum, and it breaks ties towards the last maximum. This one follows the CPU
- * backend and TensorFlow: the first maximum in row-major window order takes the whole gradient
- * (NaN is never a maximum, an all-NaN window passes nothing).
+ * backend and TensorFlow: the first maximum in row-major window order takes the whole gradient.
+ * It finds that element by equality with the forward output (which is one of the window's values)
+ * rather than by a running argmax, whose unpredictable branches made it twice as slow.
  */
 const maxPoolGrad: tf.KernelFunc = (args) => {
   const backend = args.backend as BackendWasm;
-  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const { dy, input, output } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo; output: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
   const info = tf.backend_util.computePool2DInfo(
     input.shape as [number, number, number, number],
@@ -390,11 +446,11 @@ const maxPoolGrad: tf.KernelFunc = (args) => {
   const { top, left } = info.padInfo;
   const dx = backend.makeOutput(input.shape, 'float32');
   const x = f32(backend, input);
+  const y = f32(backend, output);
   const g = f32(backend, dy);
   const out = f32(backend, dx);
   out.fill(0);
-  const best = new Float32Array(c);
-  const where = new Int32Array(c);
+  const taps = new Int32Array(fh * fw);
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       const r0 = Math.max(0, oy * sh - top);
@@ -402,28 +458,149 @@ const maxPoolGrad: tf.KernelFunc = (args) => {
       for (let ox = 0; ox < ow; ox++) {
         const c0 = Math.max(0, ox * sw - left);
         const c1 = Math.min(w, ox * sw - left + fw);
-        best.fill(-Infinity);
-        where.fill(-1);
+        let k = 0;
         for (let r = r0; r < r1; r++) {
-          for (let col = c0; col < c1; col++) {
-            const base = ((b * h + r) * w + col) * c;
-            for (let ch = 0; ch < c; ch++) {
-              const v = x[base + ch];
-              if (v > best[ch]) {
-                best[ch] = v;
-                where[ch] = base + ch;
-              }
-            }
-          }
+          for (let col = c0; col < c1; col++) taps[k++] = ((b * h + r) * w + col) * c;
         }
         const go = ((b * oh + oy) * ow + ox) * c;
         for (let ch = 0; ch < c; ch++) {
-          if (where[ch] >= 0) out[where[ch]] += g[go + ch];
+          const m = y[go + ch];
+          // An all -Infinity (or NaN) window has no maximum to pass the gradient to.
+          if (!(m > -Infinity)) continue;
+          for (let q = 0; q < k; q++) {
+            const idx = taps[q] + ch;
+            if (x[idx] === m) {
+              out[idx] += g[go + ch];
+              break;
+            }
+          }
         }
       }
     }
   }
   return dx;
+};
+
+/**
+ * Sum and Mean over a block of consecutive axes that excludes the innermost one (per-channel
+ * statistics of NHWC: batch norm, bias gradients, global average pooling). The stock wasm kernels
+ * first transpose the whole input so that the reduced axes come last, with an unblocked 4-D
+ * transpose that costs several times the reduction; this accumulates in place instead, in double
+ * precision as the CPU backend does. Other cases go to the stock kernel.
+ */
+function makeLeadingReduction(fallback: tf.KernelConfig, isMean: boolean): tf.KernelFunc {
+  return (args) => {
+    const backend = args.backend as BackendWasm;
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
+    const axes = [...new Set(tf.util.parseAxisParam(axis, x.shape))].sort((a, b) => a - b);
+    const rank = x.shape.length;
+    const contiguous = axes.length > 0 && axes.every((a, i) => a === axes[0] + i);
+    const size = tf.util.sizeFromShape(x.shape);
+    if (x.dtype !== 'float32' || !contiguous || axes[axes.length - 1] === rank - 1 || size === 0) {
+      return fallback.kernelFunc(args);
+    }
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, axes[0]));
+    const reduce = tf.util.sizeFromShape(x.shape.slice(axes[0], axes[axes.length - 1] + 1));
+    const inner = tf.util.sizeFromShape(x.shape.slice(axes[axes.length - 1] + 1));
+    const kept = x.shape.filter((_, i) => !axes.includes(i));
+    const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(kept, axes) : kept;
+    const out = backend.makeOutput(outShape, 'float32');
+    const src = f32(backend, x);
+    const dst = f32(backend, out);
+    const acc = new Float64Array(inner);
+    const scale = isMean ? 1 / reduce : 1;
+    const i2 = 2 * inner;
+    const i4 = 4 * inner;
+    for (let o = 0; o < outer; o++) {
+      acc.fill(0);
+      let r = 0;
+      // Eight rows per pass over the accumulator: a third of the time of one row per pass.
+      for (; r + 8 <= reduce; r += 8) {
+        const base = (o * reduce + r) * inner;
+        for (let i = 0; i < inner; i++) {
+          const j = base + i;
+          acc[i] +=
+            src[j] + src[j + inner] + (src[j + i2] + src[j + i2 + inner]) + (src[j + i4] + src[j + i4 + inner] + (src[j + i4 + i2] + src[j + i4 + i2 + inner]));
+        }
+      }
+      for (; r < reduce; r++) {
+        const base = (o * reduce + r) * inner;
+        for (let i = 0; i < inner; i++) acc[i] += src[base + i];
+      }
+      for (let i = 0; i < inner; i++) dst[o * inner + i] = acc[i] * scale;
+    }
+    return out;
+  };
+}
+
+/**
+ * Tile by block copies: x goes to the first tile of every axis, then, innermost axis first, each
+ * filled block is copied along its axis. The stock FusedBatchNorm gradient tiles the per-channel
+ * rsqrt(variance) to the full activation shape, and the stock wasm Tile (an index computation per
+ * element) made that the most expensive kernel of a WRN training step.
+ */
+const tile: tf.KernelFunc = (args) => {
+  const backend = args.backend as BackendWasm;
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { reps } = args.attrs as unknown as tf.TileAttrs;
+  const shape = x.shape;
+  const rank = shape.length;
+  const outShape = shape.map((d, i) => d * reps[i]);
+  const out = backend.makeOutput(outShape, x.dtype);
+  if (tf.util.sizeFromShape(outShape) === 0) return out;
+  const src = backend.typedArrayFromHeap(x);
+  const dst = backend.typedArrayFromHeap(out);
+  if (rank === 0) {
+    dst.set(src);
+    return out;
+  }
+  // stride[d]: elements per step of axis d in the output.
+  const stride = new Array<number>(rank);
+  for (let d = rank - 1, acc = 1; d >= 0; d--) {
+    stride[d] = acc;
+    acc *= outShape[d];
+  }
+  const rowLen = shape[rank - 1];
+  // Visits every index of the axes before `upTo`, within x's extent, with its output offset.
+  const forEachPrefix = (upTo: number, visit: (offset: number) => void): void => {
+    const idx = new Array<number>(upTo).fill(0);
+    const count = tf.util.sizeFromShape(shape.slice(0, upTo));
+    for (let p = 0; p < count; p++) {
+      let offset = 0;
+      for (let k = 0; k < upTo; k++) offset += idx[k] * stride[k];
+      visit(offset);
+      for (let k = upTo - 1; k >= 0; k--) {
+        if (++idx[k] < shape[k]) break;
+        idx[k] = 0;
+      }
+    }
+  };
+  let row = 0;
+  forEachPrefix(rank - 1, (offset) => {
+    dst.set(src.subarray(row * rowLen, (row + 1) * rowLen), offset);
+    row++;
+  });
+  for (let d = rank - 1; d >= 0; d--) {
+    if (reps[d] === 1) continue;
+    const block = shape[d] * stride[d];
+    forEachPrefix(d, (offset) => {
+      for (let r = 1; r < reps[d]; r++) dst.copyWithin(offset + r * block, offset, offset + block);
+    });
+  }
+  return out;
+};
+
+/**
+ * The stock wasm Identity copies its input. The engine clones every tensor it saves for the
+ * backward pass through Identity, so a WRN training step made a few hundred full-size copies.
+ * Tensors are immutable and the backend counts references, so sharing the buffer is what the CPU
+ * backend's Identity does too.
+ */
+const identity: tf.KernelFunc = ({ inputs, backend }) => {
+  const { x } = inputs as { x: tf.TensorInfo };
+  (backend as BackendWasm).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 };
 
 function registerOwned(config: tf.KernelConfig): void {
@@ -433,6 +610,19 @@ function registerOwned(config: tf.KernelConfig): void {
   const owned: OwnedKernelConfig = { ...config };
   owned[OWNER] = true;
   tf.registerKernel(owned);
+}
+
+/** Replaces a stock wasm kernel, keeping it reachable for the cases the replacement leaves to it. */
+function replaceWithFallback(kernelName: string, make: (stock: tf.KernelConfig) => tf.KernelFunc): void {
+  const stock = tf.getKernel(kernelName, WASM);
+  if (stock == null || isOwned(stock)) return;
+  registerOwned({
+    kernelName,
+    backendName: WASM,
+    // The stock kernel binds its wasm function in setupFunc, which the backend runs at init.
+    setupFunc: stock.setupFunc,
+    kernelFunc: make(stock),
+  });
 }
 
 let installed = false;
@@ -449,17 +639,12 @@ export function installWasmTrainingKernels(): void {
   require('@tensorflow/tfjs-backend-wasm');
 
   registerOwned({ kernelName: tf.Conv2DBackpropFilter, backendName: WASM, kernelFunc: conv2DBackpropFilter });
-  registerOwned({ kernelName: tf.MaxPoolGrad, backendName: WASM, kernelFunc: maxPoolGrad });
-  const stockInput = tf.getKernel(tf.Conv2DBackpropInput, WASM);
-  if (stockInput != null && !isOwned(stockInput)) {
-    registerOwned({
-      kernelName: tf.Conv2DBackpropInput,
-      backendName: WASM,
-      // The fallback needs its cwrap'd function, which the backend binds through setupFunc at init.
-      setupFunc: stockInput.setupFunc,
-      kernelFunc: makeConv2DBackpropInput(stockInput),
-    });
-  }
+  replaceWithFallback(tf.MaxPoolGrad, () => maxPoolGrad);
+  replaceWithFallback(tf.Conv2DBackpropInput, makeConv2DBackpropInput);
+  replaceWithFallback(tf.Sum, (stock) => makeLeadingReduction(stock, false));
+  replaceWithFallback(tf.Mean, (stock) => makeLeadingReduction(stock, true));
+  replaceWithFallback(tf.Identity, () => identity);
+  replaceWithFallback(tf.Tile, (stock) => (a) => ((a.inputs.x as tf.TensorInfo).dtype === 'string' ? stock.kernelFunc(a) : tile(a)));
   installed = true;
 }
 
@@ -484,7 +669,7 @@ const bnKernelFunc: tf.KernelFunc = ({ inputs, attrs }) => {
   // Runs as ops on whatever backend is active; the engine keeps the tape off inside a kernel.
   return tf.tidy(() => {
     const mean = tf.mean(x, [0, 1, 2]);
-    const variance = tf.mean(tf.square(tf.sub(x, mean)), [0, 1, 2]);
+    const variance = tf.mean(tf.squaredDifference(x, mean), [0, 1, 2]);
     const y = tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, offset, scale, eps);
     return [y, mean, variance];
   }) as unknown as tf.TensorInfo[];
