@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTraining } from '../backend/wasm-training';
 
 /**
  * Functional building blocks. A model is a pure function of (weights, input): the training loop
@@ -104,14 +105,16 @@ export function batchNorm(ctx: ForwardContext, name: string, x: tf.Tensor4D): tf
   if (!ctx.training) {
     return tf.batchNorm4d(x, ctx.state(`${name}/moving_mean`) as tf.Tensor1D, ctx.state(`${name}/moving_variance`) as tf.Tensor1D, beta, gamma, BN_EPSILON);
   }
-  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  // on wasm, one kernel with a closed-form gradient beats moments + batchNorm (no Tile in the backward pass)
+  const fused = tf.getBackend() === 'wasm' ? batchNormTraining(x, gamma, beta, BN_EPSILON) : null;
+  const { mean, variance } = fused ?? tf.moments(x, [0, 1, 2]);
   if (ctx.bnUpdates) {
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     const unbiased = n > 1 ? tf.mul(variance, n / (n - 1)) : variance;
     ctx.bnUpdates.set(`${name}/moving_mean`, tf.keep(mean));
     ctx.bnUpdates.set(`${name}/moving_variance`, tf.keep(unbiased));
   }
-  return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, beta, gamma, BN_EPSILON);
+  return fused ? fused.y : tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, beta, gamma, BN_EPSILON);
 }
 
 export function leakyRelu(x: tf.Tensor4D, alpha = 0.1): tf.Tensor4D {
