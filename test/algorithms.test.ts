@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { ALGORITHMS, getAlgorithm } from '../src/algorithms/registry';
 import { interleave, interleaveOffsets, linearRamp, sharpen } from '../src/algorithms/mixmatch';
 import { readConfigFile, resolveSettings } from '../src/train/config';
-import { pyFloat, runName } from '../src/train/run-name';
+import { runName } from '../src/train/run-name';
+import { pyFloat } from '../src/util/python-float';
 import { UserError } from '../src/errors';
 
 beforeAll(async () => {

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../errors';
+import { pyFloat } from '../util/python-float';
 import { writeFileAtomic } from '../util/atomic-write';
 import { readEventFile } from './events';
 
@@ -41,26 +42,10 @@ export function accuracyStats(values: number[]): AccuracyStats {
   return out;
 }
 
-/** A float as Python's repr writes it, so accuracy.json reads as the original's (93.0, not 93). */
-export function pyFloat(v: number): string {
-  if (Number.isNaN(v)) return 'NaN';
-  if (!Number.isFinite(v)) return v > 0 ? 'Infinity' : '-Infinity';
-  if (v === 0) return Object.is(v, -0) ? '-0.0' : '0.0';
-  // both languages print the shortest round-tripping digits; they differ only in when they switch
-  // to exponent notation (Python: exponent < -4 or >= 16) and in how they write the exponent
-  const [mant, expStr] = v.toExponential().split('e');
-  const exp = Number(expStr);
-  if (exp < -4 || exp >= 16) {
-    return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-  }
-  const s = String(v);
-  return s.includes('.') ? s : `${s}.0`;
-}
-
 /** json.dumps(d, indent=4, sort_keys=True) for a flat dict of floats. */
 export function formatStatsJson(stats: Record<string, number>): string {
   const keys = Object.keys(stats).sort();
-  return `{\n${keys.map((k) => `    ${JSON.stringify(k)}: ${pyFloat(stats[k])}`).join(',\n')}\n}`;
+  return `{\n${keys.map((k) => `    ${JSON.stringify(k)}: ${pyFloat(stats[k], 'json')}`).join(',\n')}\n}`;
 }
 
 function eventFiles(runDir: string): string[] {
