@@ -45,6 +45,16 @@ describe.each(trainingBackends())('the shared training loop on %s', (backend) =>
     expect(path.basename(r.runDir)).toBe('FSBaseline_archte_cnn_batch8_ema0.999_lr0.01_nclass2_smoothing0.001_wd0.02');
   });
 
+  test('the tensor count stays flat over a thousand mixmatch steps', async () => {
+    const counts: number[] = [];
+    await train(config('mixmatch', dir, { batch: 4, train_kimg: 4, report_kimg: 4, save_kimg: 4, warmup_kimg: 1 }), syntheticData(), {
+      onStep: () => counts.push(tf.memory().numTensors),
+    });
+    expect(counts).toHaveLength(1024);
+    expect(counts[1023]).toBe(counts[9]);
+    expect(Math.max(...counts.slice(9))).toBe(counts[9]);
+  });
+
   test('mixmatch trains, logs its losses, and a resumed run ends with the same weights as an uninterrupted one', async () => {
     const cfg = config('mixmatch', path.join(dir, 'a'), { batch: 16, warmup_kimg: 1 });
     const whole = await train(cfg, syntheticData());
