@@ -3,10 +3,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors';
 import { RandomState, type RandomStateSnapshot } from '../random';
-import type { Algorithm, ForwardOptions, HParamValue, Inputs, StepContext } from '../algorithms/types';
+import type { Algorithm, HParamValue, Inputs } from '../algorithms/types';
 import { getAugmentation, defaultAugmentationFor } from '../data/augment';
 import { buildModel, resolvedScales } from '../models';
-import type { ForwardContext, Model } from '../models/layers';
+import type { Model } from '../models/layers';
 import { writeFileAtomic } from '../util/atomic-write';
 import { Adam } from './adam';
 import { Batcher, type BatcherState } from './batcher';
@@ -15,6 +15,7 @@ import { ImageSet, TrainingData, imageSize } from './dataset';
 import { accuracy } from './evaluate';
 import { EventWriter } from './events';
 import { runName } from './run-name';
+import { makeForward, trainStep } from './step';
 import { WeightStore } from './weights';
 
 /** Everything one training run needs, already validated (the command builds it from flags). */
@@ -220,17 +221,7 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
     log(`Model ${path.basename(runDir)}: ${weights.paramCount()} trainable parameters`);
   }
 
-  const forwardWith = (opts: ForwardOptions, bnUpdates: Map<string, tf.Tensor> | null) => (x: tf.Tensor4D): tf.Tensor2D => {
-    const source = opts.ema ? weights.ema : weights.params;
-    const ctx: ForwardContext = {
-      training: opts.training,
-      param: (n) => source.get(n)!,
-      state: (n) => weights.state.get(n)!,
-      bnUpdates: opts.training && opts.updateBn && bnUpdates && bnUpdates.size === 0 ? bnUpdates : undefined,
-      seed: opts.training ? rng.randint(0, 2 ** 31 - 1) : undefined,
-    };
-    return model.forward(x, ctx);
-  };
+  const forwardWith = makeForward(model, weights, rng);
   const evalForward = forwardWith({ training: false, ema: true }, null);
 
   const metricsPath = path.join(runDir, 'metrics.jsonl');
@@ -277,31 +268,16 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
         stopped = true;
         break;
       }
-      const inputs = feeder.next(cfg.batch);
-      const bnUpdates = new Map<string, tf.Tensor>();
-      const ctx: StepContext = {
-        forward: (x, opts) => forwardWith(opts, bnUpdates)(x),
-        nclass: data.nclass,
-        imagesSeen,
-        totalImages,
-        batch: cfg.batch,
-        hp: cfg.hp,
+      const { loss, scalars } = await trainStep(
+        { algorithm: algo, hp: cfg.hp, lr: cfg.lr, wd: cfg.wd, ema: cfg.ema, batch: cfg.batch, nclass: data.nclass, totalImages },
+        forwardWith,
+        weights,
+        adam,
         rng,
-      };
-      const targets = algo.targets ? tf.tidy(() => algo.targets!(ctx, inputs)) : {};
-      const kept: Record<string, tf.Tensor> = {};
-      const { value, grads } = tf.variableGrads(() => {
-        const r = algo.loss(ctx, inputs, targets);
-        for (const [k, v] of Object.entries(r.scalars)) kept[k] = tf.keep(v);
-        return r.loss;
-      }, weights.trainable());
-      adam.apply(weights.params, grads);
-      weights.applyBnUpdates(bnUpdates);
-      weights.updateEma(cfg.ema);
-      weights.decayKernels(1 - cfg.wd * cfg.lr);
-      const loss = (await value.data())[0];
-      for (const [k, v] of Object.entries(kept)) lastLosses[k] = (await v.data())[0];
-      tf.dispose([value, ...Object.values(grads), ...Object.values(kept), ...Object.values(targets), ...bnUpdates.values(), inputs.x, inputs.labels, ...inputs.u]);
+        feeder.next(cfg.batch),
+        imagesSeen,
+      );
+      Object.assign(lastLosses, scalars);
       if (!Number.isFinite(loss)) {
         throw new UserError(`loss became ${loss} at ${imagesSeen} images (kimg ${imagesSeen >> 10}); the last good checkpoint is kept in ${ckptDir}; lower --lr and re-run`);
       }
