@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { nativeBatchNormGrads, nativeBatchNormKernel } from './native-training';
 
 /**
  * Training support for the tfjs wasm backend (4.22): kernels for 'wasm' that convolutional training
@@ -693,6 +694,8 @@ const bnGradConfig: tf.GradConfig = {
     const [dy, dmean, dvar] = dys as tf.Tensor[];
     const [x, scale, mean, variance] = saved;
     const eps = (attrs as unknown as { varianceEpsilon: number }).varianceEpsilon;
+    const native = nativeBatchNormGrads({ dy, dmean, dvar }, { x, scale, mean, variance }, eps);
+    if (native) return { x: () => native.dx, scale: () => native.dscale, offset: () => native.doffset };
     const count = x.size / mean.size;
     const parts = tf.tidy(() => {
       const xm = tf.sub(x, mean);
@@ -714,7 +717,8 @@ const bnBackends = new Set<string>();
 function ensureBatchNormKernel(backendName: string): void {
   if (bnBackends.has(backendName)) return;
   if (tf.getKernel(BATCH_NORM_TRAINING, backendName) == null) {
-    tf.registerKernel({ kernelName: BATCH_NORM_TRAINING, backendName, kernelFunc: bnKernelFunc });
+    const kernelFunc = nativeBatchNormKernel(backendName, bnKernelFunc) ?? bnKernelFunc;
+    tf.registerKernel({ kernelName: BATCH_NORM_TRAINING, backendName, kernelFunc });
   }
   if (tf.getGradient(BATCH_NORM_TRAINING) == null) tf.registerGradient(bnGradConfig);
   bnBackends.add(backendName);

@@ -105,8 +105,8 @@ export function batchNorm(ctx: ForwardContext, name: string, x: tf.Tensor4D): tf
   if (!ctx.training) {
     return tf.batchNorm4d(x, ctx.state(`${name}/moving_mean`) as tf.Tensor1D, ctx.state(`${name}/moving_variance`) as tf.Tensor1D, beta, gamma, BN_EPSILON);
   }
-  // on wasm, one kernel with a closed-form gradient beats moments + batchNorm (no Tile in the backward pass)
-  const fused = tf.getBackend() === 'wasm' ? batchNormTraining(x, gamma, beta, BN_EPSILON) : null;
+  // on wasm and native TensorFlow, one kernel with a cheap gradient beats moments + batchNorm (fewer full passes)
+  const fused = tf.getBackend() === 'wasm' || tf.getBackend() === 'tensorflow' ? batchNormTraining(x, gamma, beta, BN_EPSILON) : null;
   const { mean, variance } = fused ?? tf.moments(x, [0, 1, 2]);
   if (ctx.bnUpdates) {
     const n = x.shape[0] * x.shape[1] * x.shape[2];
