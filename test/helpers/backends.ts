@@ -1,5 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../src/backend/select';
 
 const repo = path.resolve(__dirname, '..', '..');
 
@@ -23,4 +25,21 @@ export function nativeExpected(): boolean {
  */
 export function trainingBackends(): Array<'tensorflow' | 'wasm'> {
   return nativeExpected() ? ['tensorflow', 'wasm'] : ['wasm'];
+}
+
+/**
+ * Runs `fn` on a backend and returns copies of the tensors it produced, disposing everything and
+ * checking that nothing leaked: kernels that allocate their own scratch tensors must free them, so
+ * backend buffers are counted as well as tensors.
+ */
+export async function outputsOn(backend: string, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await selectBackend(backend);
+  const before = tf.memory().numTensors;
+  const buffersBefore = tf.backend().numDataIds();
+  const out = tf.tidy(fn);
+  const arrays = out.map((t) => Float32Array.from(t.dataSync()));
+  tf.dispose(out);
+  expect(tf.memory().numTensors).toBe(before);
+  expect(tf.backend().numDataIds()).toBe(buffersBefore);
+  return arrays;
 }
