@@ -15,7 +15,7 @@ import { ImageSet, TrainingData, imageSize } from './dataset';
 import { accuracy } from './evaluate';
 import { EventWriter } from './events';
 import { runName } from './run-name';
-import { makeForward, trainStep } from './step';
+import { makeForward, trainStep, type StepSettings } from './step';
 import { WeightStore } from './weights';
 
 /** Everything one training run needs, already validated (the command builds it from flags). */
@@ -260,6 +260,7 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
     pruneCheckpoints(ckptDir, cfg.keepCkpt);
   };
 
+  const stepSettings: StepSettings = { algorithm: algo, hp: cfg.hp, lr: cfg.lr, wd: cfg.wd, ema: cfg.ema, batch: cfg.batch, nclass: data.nclass, totalImages };
   const started = Date.now();
   let stopped = false;
   try {
@@ -268,15 +269,7 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
         stopped = true;
         break;
       }
-      const { loss, scalars } = await trainStep(
-        { algorithm: algo, hp: cfg.hp, lr: cfg.lr, wd: cfg.wd, ema: cfg.ema, batch: cfg.batch, nclass: data.nclass, totalImages },
-        forwardWith,
-        weights,
-        adam,
-        rng,
-        feeder.next(cfg.batch),
-        imagesSeen,
-      );
+      const { loss, scalars } = await trainStep(stepSettings, forwardWith, weights, adam, rng, feeder.next(cfg.batch), imagesSeen);
       Object.assign(lastLosses, scalars);
       if (!Number.isFinite(loss)) {
         throw new UserError(`loss became ${loss} at ${imagesSeen} images (kimg ${imagesSeen >> 10}); the last good checkpoint is kept in ${ckptDir}; lower --lr and re-run`);
