@@ -6,7 +6,7 @@ import { AUGMENTATIONS } from '../data/augment';
 import { dataRoot } from '../data/paths';
 import { selectBackend, describeBackend } from '../backend/select';
 import { SHARED, Settings, readConfigFile, resolveSettings, toTrainConfig } from '../train/config';
-import { loadTrainingData } from '../train/dataset';
+import { isFullySupervisedName, loadTrainingData } from '../train/dataset';
 import { train } from '../train/trainer';
 import { createProgress } from '../util/progress';
 import { UserError } from '../errors';
@@ -65,10 +65,11 @@ export function register(program: Command): void {
     .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
     .option('--skip-corrupt', 'skip corrupt records instead of stopping', false);
   for (const s of SHARED) cmd.option(`--${kebab(s.name)} <${s.type === 'string' ? 'name' : 'n'}>`, `${s.help} (default ${s.default})`, parserFor(s));
-  for (const { spec, help } of algorithmFlags()) cmd.option(`--${kebab(spec.name)} <${spec.type === 'string' ? 'value' : 'n'}>`, help, parserFor(spec));
+  const algoFlags = algorithmFlags();
+  for (const { spec, help } of algoFlags) cmd.option(`--${kebab(spec.name)} <${spec.type === 'string' ? 'value' : 'n'}>`, help, parserFor(spec));
   cmd.action(async (o: Record<string, unknown>) => {
     const settings: Settings = {};
-    for (const s of [...SHARED, ...algorithmFlags().map((f) => f.spec)]) {
+    for (const s of [...SHARED, ...algoFlags.map((f) => f.spec)]) {
       const v = o[camel(s.name)];
       if (v !== undefined) settings[s.name] = v as HParamValue;
     }
@@ -90,8 +91,7 @@ export function register(program: Command): void {
 export async function runTrain(o: TrainCommandOptions, log: (line: string) => void = (l) => console.log(l)) {
   const algo = getAlgorithm(o.algo);
   const settings = resolveSettings(algo, o.config ? readConfigFile(o.config) : {}, o.settings);
-  const full = /^[A-Za-z0-9_]+-\d+$/.test(o.dataset);
-  const seed = o.seed ?? (full ? 0 : parseTrainDatasetName(o.dataset).seed);
+  const seed = o.seed ?? (isFullySupervisedName(o.dataset) ? 0 : parseTrainDatasetName(o.dataset).seed);
   const cfg = toTrainConfig(algo, settings, { trainDir: path.resolve(o.trainDir), augment: o.augment, seed });
   const backend = await selectBackend(o.backend ?? process.env.SSL_BACKEND);
   for (const line of describeBackend(backend)) log(line);

@@ -84,6 +84,10 @@ function requireFile(file: string, howToMake: string): void {
 /** `<name>-<valid>`: the fully-supervised grammar (whole train set, first <valid> records held out). */
 const FULLY_SUPERVISED = /^([A-Za-z0-9_]+)-(\d+)$/;
 
+export function isFullySupervisedName(dataset: string): boolean {
+  return FULLY_SUPERVISED.test(dataset);
+}
+
 /**
  * Loads a training dataset by its name: `<name>.<seed>@<labelled>-<valid>` (labelled split file,
  * unlabelled file minus its first <valid> records, which are the validation set, and the base

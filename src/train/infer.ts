@@ -1,14 +1,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors';
 import { listImages, loadImageAs } from '../data/image-folder';
 import { writeNpy } from '../data/npy';
 import { buildModel } from '../models';
-import type { ForwardContext } from '../models/layers';
 import { RandomState } from '../random';
 import { listCheckpoints, loadCheckpoint, restoreGroup } from './checkpoint';
 import { argmax, predictProbabilities } from './evaluate';
+import { makeForward } from './step';
 import { WeightStore } from './weights';
 
 export interface InferOptions {
@@ -74,7 +73,9 @@ export async function inferFolder(o: InferOptions): Promise<InferResult> {
   const { file, args } = resolveCheckpoint(o.ckpt);
   const [h, w, c] = args.arch.image_shape;
   const model = buildModel({ arch: args.arch.arch, nclass: args.arch.nclass, inputShape: [h, w, c], filters: args.arch.filters, scales: args.arch.scales, repeat: args.arch.repeat });
-  const weights = new WeightStore(model, new RandomState(0));
+  // the generator only fills the initial values the checkpoint then overwrites
+  const rng = new RandomState(0);
+  const weights = new WeightStore(model, rng);
   try {
     const ck = loadCheckpoint(file);
     restoreGroup(ck, 'ema', weights.ema, file);
@@ -83,10 +84,7 @@ export async function inferFolder(o: InferOptions): Promise<InferResult> {
     const size = h * w * c;
     const pixels = new Uint8Array(images.length * size);
     for (let i = 0; i < images.length; i++) pixels.set(await loadImageAs(path.join(o.dir, images[i].file), h, w, c), i * size);
-    const forward = (x: tf.Tensor4D) => {
-      const ctx: ForwardContext = { training: false, param: (n) => weights.ema.get(n)!, state: (n) => weights.state.get(n)! };
-      return model.forward(x, ctx);
-    };
+    const forward = makeForward(model, weights, rng)({ training: false, ema: true }, null);
     const probs = await predictProbabilities({ images: pixels, count: images.length, shape: { height: h, width: w, channels: c } }, forward, o.batch ?? 256);
     const predictions = probs.map((p) => argmax(p));
     let correct = 0;
