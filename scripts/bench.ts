@@ -3,8 +3,10 @@
  *
  *   npm run build && npm run bench -- [options]
  *
- *   --backends <list>    tensorflow,wasm,cpu (default tensorflow,wasm; a backend that does not
- *                        load is reported as unavailable, not an error)
+ *   --backends <list>    tensorflow,webgpu,wasm,cpu (default tensorflow,webgpu,wasm; a backend
+ *                        that does not load is reported as unavailable, not an error). webgpu on
+ *                        a CPU adapter (lavapipe) is as slow as cpu: by default it is reported,
+ *                        not measured; named here, it is measured as cpu is (1 warm-up, 1 step)
  *   --include-cpu        add the plain JS cpu backend (about 1000x slower: 1 warm-up, 1 timed step)
  *   --workloads <list>   wrn,cnn,mixmatch (default all three)
  *   --steps <n>          timed steps per measurement, at least (default 5; --quick 2)
@@ -41,6 +43,7 @@ import { mixmatch } from '../src/algorithms/mixmatch';
 import { supervised } from '../src/algorithms/supervised';
 import type { Algorithm, HParamValue, Inputs } from '../src/algorithms/types';
 import { selectBackend } from '../src/backend/select';
+import { adapterName, probeWebGpu, releaseWebGpu, type WebGpuProbe } from '../src/backend/webgpu';
 import { buildModel } from '../src/models';
 import type { Model } from '../src/models/layers';
 import { RandomState } from '../src/random';
@@ -50,7 +53,7 @@ import { WeightStore } from '../src/train/weights';
 import { makeForward, trainStep, type StepSettings } from '../src/train/step';
 import { writeFileAtomic } from '../src/util/atomic-write';
 
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export const WORKLOADS = ['wrn', 'cnn', 'mixmatch'] as const;
 export type WorkloadName = (typeof WORKLOADS)[number];
@@ -67,6 +70,8 @@ export interface Options {
   profile: boolean;
   cpuProf?: string;
   child: boolean;
+  /** --backends was given: a webgpu CPU adapter is measured rather than skipped */
+  namedBackends: boolean;
 }
 
 /** Where the project issue sets the bar, and what PyTorch 2.13 CPU eager does on the same machines. */
@@ -77,7 +82,7 @@ export const TARGETS = {
   pytorch: { wrnForward: 210, wrnTrain: 77, cnnForward: 6700, cnnTrain: 2700 },
 };
 
-const USAGE = `usage: npm run bench -- [--backends tensorflow,wasm,cpu] [--include-cpu] [--workloads wrn,cnn,mixmatch]
+const USAGE = `usage: npm run bench -- [--backends tensorflow,webgpu,wasm,cpu] [--include-cpu] [--workloads wrn,cnn,mixmatch]
        [--steps N] [--seconds S] [--warmup N] [--batch N] [--json FILE] [--quick] [--profile] [--cpu-prof DIR]`;
 
 function positiveInt(flag: string, v: string, min = 1): number {
@@ -101,7 +106,7 @@ export function parseArgs(argv: string[]): Options {
   let steps: number | undefined;
   let seconds: number | undefined;
   let warmup: number | undefined;
-  const o: Options = { backends: [], workloads: [...WORKLOADS], steps: 5, seconds: 3, warmup: 2, json: path.join('experiments', 'bench.json'), quick: false, profile: false, child: false };
+  const o: Options = { backends: [], workloads: [...WORKLOADS], steps: 5, seconds: 3, warmup: 2, json: path.join('experiments', 'bench.json'), quick: false, profile: false, child: false, namedBackends: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = (): string => {
@@ -158,7 +163,8 @@ export function parseArgs(argv: string[]): Options {
         throw new Error(`unknown argument '${a}'\n${USAGE}`);
     }
   }
-  o.backends = backends ?? ['tensorflow', 'wasm'];
+  o.backends = backends ?? ['tensorflow', 'webgpu', 'wasm'];
+  o.namedBackends = backends !== undefined;
   if (includeCpu && !o.backends.includes('cpu')) o.backends.push('cpu');
   o.steps = steps ?? (o.quick ? 2 : 5);
   o.seconds = seconds ?? (o.quick ? 0 : 3);
@@ -396,6 +402,8 @@ async function childMain(o: Options): Promise<void> {
       cpuSeconds: (ru.userCPUTime + ru.systemCPUTime) / 1e6,
     };
     process.stdout.write(`${MARK}${JSON.stringify(out)}\n`);
+    // Dawn's instance would keep the child alive
+    if (report.name === 'webgpu') releaseWebGpu();
   } catch (e) {
     let msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     // emscripten's bare abort is what running out of the wasm heap looks like
@@ -423,13 +431,25 @@ export type Outcome =
   | ({ ok: true; wallSeconds: number; otherCpuShare?: number } & ChildResult)
   | { ok: false; backend: BackendName; workload: WorkloadName; error: string };
 
-function runChild(o: Options, backend: BackendName, workload: WorkloadName): Promise<Outcome> {
-  const cpuSlow = backend === 'cpu';
+/**
+ * Whether and how webgpu is measured, from the adapter the probe found: not at all without one;
+ * on a CPU adapter (lavapipe, as slow as the cpu backend) only when --backends names it, and then
+ * as cpu is.
+ */
+export function webgpuPlan(probe: WebGpuProbe, named: boolean): { skip?: string; slow: boolean } {
+  if (!probe.ok) return { skip: `backend 'webgpu' is not available (${probe.reason})`, slow: false };
+  if (!probe.adapter.cpu) return { slow: false };
+  if (named) return { slow: true };
+  return { skip: `not measured by default: the only WebGPU adapter, ${adapterName(probe.adapter)}, runs on the CPU; --backends webgpu measures it (1 warm-up, 1 timed step)`, slow: true };
+}
+
+function runChild(o: Options, backend: BackendName, workload: WorkloadName, slow: boolean): Promise<Outcome> {
+  const cpuSlow = backend === 'cpu' || slow;
   const args = [
     '--child',
     '--backends', backend,
     '--workloads', workload,
-    // a cpu step takes minutes: one warm-up, one timed step
+    // a cpu step (or one on a CPU WebGPU adapter) takes minutes: one warm-up, one timed step
     '--steps', String(cpuSlow ? 1 : o.steps),
     '--seconds', String(cpuSlow ? 0 : o.seconds),
     '--warmup', String(cpuSlow ? 1 : o.warmup),
@@ -579,9 +599,15 @@ async function parentMain(o: Options): Promise<void> {
   const outcomes: Outcome[] = [];
   const available: string[] = [];
   for (const backend of o.backends) {
+    const plan = backend === 'webgpu' ? webgpuPlan(probeWebGpu(), o.namedBackends) : { slow: false };
+    if (plan.skip) {
+      process.stderr.write(`webgpu: ${plan.skip}\n`);
+      outcomes.push({ ok: false, backend, workload: o.workloads[0], error: plan.skip });
+      continue;
+    }
     for (const workload of o.workloads) {
       process.stderr.write(`${backend} ${workload}...\n`);
-      const r = await runChild(o, backend, workload);
+      const r = await runChild(o, backend, workload, plan.slow);
       outcomes.push(r);
       if (!r.ok) {
         process.stderr.write(`  ${backend} ${workload}: ${r.error}\n`);
@@ -609,7 +635,7 @@ async function parentMain(o: Options): Promise<void> {
     '',
     `load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')} (after includes the benchmark itself); ${cores} cores`,
   ];
-  for (const r of outcomes) if (!r.ok) text.push(`${r.backend} ${r.workload}: not measured (${r.error})`);
+  for (const r of outcomes) if (!r.ok) text.push(r.error.startsWith('not measured') ? `${r.backend}: ${r.error}` : `${r.backend} ${r.workload}: not measured (${r.error})`);
   for (const r of outcomes) if (r.ok && (r.train.tensorsAfter > r.train.tensorsBefore || (r.forward && r.forward.tensorsAfter > r.forward.tensorsBefore))) text.push(`${r.backend.name} ${r.workload}: the tensor count grew during the timed steps (a leak)`);
   process.stdout.write(text.join('\n') + '\n');
 

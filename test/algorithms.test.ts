@@ -3,7 +3,10 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { ALGORITHMS, getAlgorithm } from '../src/algorithms/registry';
 import { interleave, interleaveOffsets, linearRamp, sharpen } from '../src/algorithms/mixmatch';
-import { readConfigFile, resolveSettings } from '../src/train/config';
+import { Command } from 'commander';
+import { algorithmFlags, register as registerTrain } from '../src/commands/train';
+import { readConfigFile, resolveSettings, SHARED, toTrainConfig } from '../src/train/config';
+import { runDirFor } from '../src/train/trainer';
 import { runName } from '../src/train/run-name';
 import { pyFloat } from '../src/util/python-float';
 import { UserError } from '../src/errors';
@@ -22,7 +25,7 @@ test('every algorithm file is registered', () => {
     expect([f, algos.length > 0]).toEqual([f, true]);
     for (const a of algos) expect(registered.has(a.name)).toBe(true);
   }
-  expect(() => getAlgorithm('nope')).toThrow(/valid: mixmatch, supervised/);
+  expect(() => getAlgorithm('nope')).toThrow(/unknown --algo 'nope'; valid: mixmatch, realmix, fixmatch, .*supervised/);
 });
 
 test('interleave groups follow the original offsets and swap back', () => {
@@ -70,4 +73,46 @@ test('hyperparameter precedence: defaults < --config < flags, and foreign settin
   expect(readConfigFile(file)).toEqual({ w_match: 75 });
   fs.writeFileSync(file, '{oops');
   expect(() => readConfigFile(file)).toThrow(/not valid JSON/);
+});
+
+test('every hyperparameter of every algorithm, and every shared setting, is a flag in --help', () => {
+  const program = new Command();
+  registerTrain(program);
+  // help text wraps to the terminal width: compare with whitespace collapsed
+  const help = program.commands.find((c) => c.name() === 'train')!.helpInformation().replace(/\s+/g, ' ');
+  for (const a of ALGORITHMS) {
+    for (const h of a.hparams) {
+      expect([a.name, h.name, help.includes(`--${h.name.replace(/_/g, '-')} `)]).toEqual([a.name, h.name, true]);
+      expect(help).toContain(`${a.name}: ${h.default}`);
+    }
+  }
+  for (const s of SHARED) expect(help).toContain(`--${s.name.replace(/_/g, '-')} `);
+  // per-algorithm shared defaults are spelled out
+  expect(help).toMatch(/--optimizer <value> adam \(TF defaults\) or sgd [^-]*fixmatch: sgd\)/);
+  expect(help).toMatch(/--tsa-compat \[bool\]/);
+  expect(help).toMatch(/--class-mapping <json>/);
+});
+
+test('algorithms that share a hyperparameter name must agree on its type', () => {
+  const a = { ...getAlgorithm('mixmatch'), name: 'a', hparams: [{ name: 'beta', type: 'float' as const, default: 0.5, help: 'x' }] };
+  const b = { ...getAlgorithm('mixmatch'), name: 'b', hparams: [{ name: 'beta', type: 'int' as const, default: 1, help: 'x' }] };
+  expect(() => algorithmFlags([a, b])).toThrow(/beta is float in a but int in b/);
+  expect(algorithmFlags([a, a]).map((f) => f.help)).toEqual(['x (default a: 0.5, a: 0.5)']);
+});
+
+test('run names keep the originals\' spelling and add only the settings changed from an algorithm\'s recipe', () => {
+  const data = { name: 'cifar10.3@250-5000', base: 'cifar10', nclass: 10, shape: { height: 32, width: 32, channels: 3 } };
+  const name = (algo: string, flags: Record<string, number | string | boolean>) => {
+    const a = getAlgorithm(algo);
+    return path.basename(runDirFor(toTrainConfig(a, resolveSettings(a, {}, flags), { trainDir: '/x', seed: 1 }), data));
+  };
+  expect(name('mixmatch', { beta: 0.75, w_match: 75 })).toBe('MixMatch_archresnet_batch64_beta0.75_ema0.999_filters32_lr0.002_nclass10_repeat4_scales3_w_match75.0_wd0.02');
+  expect(name('mixmatch', { optimizer: 'sgd', lr_decay: 'cosine' })).toBe(
+    'MixMatch_archresnet_batch64_beta0.5_ema0.999_filters32_lr0.002_lr_decaycosine_nclass10_optimizersgd_repeat4_scales3_w_match100.0_wd0.02',
+  );
+  expect(name('mixmatch', { optimizer: 'sgd', momentum: 0.5 })).toMatch(/_momentum0\.5_nclass10_optimizersgd_/);
+  // momentum means nothing to Adam, so it does not split Adam runs
+  expect(name('mixmatch', { wd_mode: 'l2', momentum: 0.5 })).toBe('MixMatch_archresnet_batch64_beta0.5_ema0.999_filters32_lr0.002_nclass10_repeat4_scales3_w_match100.0_wd0.02_wd_model2');
+  expect(() => resolveSettings(getAlgorithm('mixmatch'), {}, { optimizer: 'rmsprop' })).toThrow(/optimizer must be one of adam, sgd/);
+  expect(() => resolveSettings(getAlgorithm('mixmatch'), {}, { momentum: 1 })).toThrow(/momentum must be in \[0, 1\)/);
 });

@@ -1,32 +1,36 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../src/errors';
-import { BackendReport, describeBackend, parseBackendChoice, selectBackend } from '../src/backend/select';
+import { type Attempt, type BackendReport, describeBackend, parseBackendChoice, selectAutomatically, selectBackend } from '../src/backend/select';
 import { tensorflowLogWithoutInfo } from '../src/backend/native';
+import { probeWebGpu } from '../src/backend/webgpu';
 import { nativeExpected } from './helpers/backends';
 
 const NATIVE_CANDIDATES = ['tensorflow (@tensorflow/tfjs-node-gpu)', 'tensorflow (@tensorflow/tfjs-node)', 'tensorflow (native/tfjs-node)'];
 
-/** One conv2d gradient step on the current backend: the op that wasm lacks out of the box. */
-function convGradient(): Float32Array {
-  return tf.tidy(() => {
+/** One conv2d gradient step on the current backend: the op that wasm lacks out of the box. Read with data(): webgpu cannot read synchronously. */
+async function convGradient(): Promise<Float32Array> {
+  const dw = tf.tidy(() => {
     const x = tf.linspace(-1, 1, 2 * 6 * 6 * 3).reshape([2, 6, 6, 3]) as tf.Tensor4D;
     const w = tf.linspace(-0.5, 0.5, 3 * 3 * 3 * 4).reshape([3, 3, 3, 4]) as tf.Tensor4D;
-    const [, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w]);
-    return dw.dataSync() as Float32Array;
+    return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w])[1];
   });
+  const v = (await dw.data()) as Float32Array;
+  dw.dispose();
+  return v;
 }
 
 describe('parseBackendChoice', () => {
-  it('accepts the four names, case-insensitively, with auto as the default', () => {
+  it('accepts the five names, case-insensitively, with auto as the default', () => {
     expect(parseBackendChoice(undefined)).toBe('auto');
     expect(parseBackendChoice('')).toBe('auto');
     expect(parseBackendChoice('WASM')).toBe('wasm');
     expect(parseBackendChoice('tensorflow')).toBe('tensorflow');
+    expect(parseBackendChoice('webgpu')).toBe('webgpu');
   });
 
   it('rejects an unknown name with a UserError listing the valid ones', () => {
     expect(() => parseBackendChoice('gpu')).toThrow(UserError);
-    expect(() => parseBackendChoice('gpu')).toThrow(/unknown backend 'gpu': valid names are auto, tensorflow, wasm, cpu/);
+    expect(() => parseBackendChoice('gpu')).toThrow(/unknown backend 'gpu': valid names are auto, tensorflow, webgpu, wasm, cpu/);
   });
 });
 
@@ -45,7 +49,7 @@ describe('selectBackend on this machine', () => {
 
   it('turns an unknown name into a UserError', async () => {
     await expect(selectBackend('cuda')).rejects.toThrow(UserError);
-    await expect(selectBackend('cuda')).rejects.toThrow(/valid names are auto, tensorflow, wasm, cpu/);
+    await expect(selectBackend('cuda')).rejects.toThrow(/valid names are auto, tensorflow, webgpu, wasm, cpu/);
   });
 
   it('reads $SSL_BACKEND when no name is given', async () => {
@@ -58,26 +62,35 @@ describe('selectBackend on this machine', () => {
     expect(r.name).toBe('wasm');
     expect(r.polyfills).toContain('Conv2DBackpropFilter');
     expect(tf.getBackend()).toBe('wasm');
-    expect(convGradient().every(Number.isFinite)).toBe(true);
+    expect((await convGradient()).every(Number.isFinite)).toBe(true);
   });
 
-  it(`auto gives ${nativeExpected() ? 'tensorflow (native is built here)' : 'wasm (nothing native here), naming the native candidates it skipped'}`, async () => {
+  // This machine's WebGPU adapter, as the probe sees it: a real GPU comes before native TensorFlow on the CPU.
+  const probe = probeWebGpu();
+  const gpuAdapter = probe.ok && !probe.adapter.cpu;
+  const expected = gpuAdapter ? 'webgpu' : nativeExpected() ? 'tensorflow' : 'wasm';
+
+  it(`auto gives ${expected} here (native ${nativeExpected() ? 'built' : 'not built'}; WebGPU ${probe.ok ? (gpuAdapter ? 'on a GPU' : 'on a CPU adapter only') : 'unavailable'})`, async () => {
     delete process.env.SSL_BACKEND;
     const r = await selectBackend('auto');
-    if (nativeExpected()) {
-      expect(r.name).toBe('tensorflow');
+    expect(r.name).toBe(expected);
+    if (expected === 'tensorflow') {
       expect(r.version).toMatch(/^2\.\d+/);
-      expect(r.skipped.map((s) => s.name).every((n) => n.startsWith('tensorflow ('))).toBe(true);
-    } else {
-      expect(r.name).toBe('wasm');
+      expect(r.skipped.map((s) => s.name).every((n) => n.startsWith('tensorflow (') || n === 'webgpu')).toBe(true);
+    } else if (expected === 'wasm') {
       expect(r.skipped.map((s) => s.name)).toEqual(expect.arrayContaining(NATIVE_CANDIDATES));
       for (const s of r.skipped) expect(s.reason.length).toBeGreaterThan(5);
     }
+    // a CPU adapter (lavapipe) is passed over, and why is said; a GPU-less machine says why there is none
+    if (expected !== 'webgpu') {
+      const webgpu = r.skipped.find((s) => s.name === 'webgpu');
+      expect(webgpu?.reason).toMatch(probe.ok ? /^the only adapter, .*, runs on the CPU \(slower than the CPU backends\); --backend webgpu uses it anyway$/ : /no WebGPU adapter|not installed|glibc|Dawn/);
+    }
     expect(tf.getBackend()).toBe(r.name);
     // the backend trains a convolution, and agrees with the plain cpu backend
-    const got = convGradient();
+    const got = await convGradient();
     await tf.setBackend('cpu');
-    const want = convGradient();
+    const want = await convGradient();
     const scale = Math.max(...want.map(Math.abs));
     expect(Math.max(...got.map((v, i) => Math.abs(v - want[i])))).toBeLessThan(1e-4 * scale);
   });
@@ -99,7 +112,7 @@ describe('selectBackend on this machine', () => {
   });
 });
 
-describe('selectBackend order, with the native loader stubbed', () => {
+describe('selectBackend order, with the native loader and the WebGPU probe stubbed', () => {
   const reasons = [
     { candidate: '@tensorflow/tfjs-node-gpu', reason: 'package not installed' },
     { candidate: '@tensorflow/tfjs-node', reason: 'binding failed to load: libtensorflow.so.2: cannot open shared object file' },
@@ -113,6 +126,11 @@ describe('selectBackend order, with the native loader stubbed', () => {
         loadNativeBackend: () => ({ ok: false, reasons }),
         readBuildInfo: () => undefined,
         readInstallResult: () => undefined,
+      }));
+      jest.doMock('../src/backend/webgpu', () => ({
+        ...jest.requireActual('../src/backend/webgpu'),
+        probeWebGpu: () => ({ ok: false, reason: 'no WebGPU adapter: the Vulkan loader (libvulkan.so.1) is not installed; run scripts/setup-webgpu.sh' }),
+        loadWebGpuBackend: () => Promise.reject(new Error('no WebGPU adapter: the Vulkan loader (libvulkan.so.1) is not installed; run scripts/setup-webgpu.sh')),
       }));
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       mod = require('../src/backend/select');
@@ -128,6 +146,7 @@ describe('selectBackend order, with the native loader stubbed', () => {
       { name: 'tensorflow (@tensorflow/tfjs-node-gpu)', reason: 'package not installed' },
       { name: 'tensorflow (@tensorflow/tfjs-node)', reason: 'binding failed to load: libtensorflow.so.2: cannot open shared object file' },
       { name: 'tensorflow (native/tfjs-node)', reason: 'not built: run `npm run native` (see README, "Native backend")' },
+      { name: 'webgpu', reason: 'no WebGPU adapter: the Vulkan loader (libvulkan.so.1) is not installed; run scripts/setup-webgpu.sh' },
     ]);
     const lines = describe_(r);
     expect(lines[0]).toMatch(/^Backend: wasm 4\.22\.0 \(@tensorflow\/tfjs-backend-wasm 4\.22\.0/);
@@ -142,9 +161,81 @@ describe('selectBackend order, with the native loader stubbed', () => {
     expect((err as Error).message).toMatch(/tfjs-node-gpu\): package not installed/);
     expect((err as Error).message).toMatch(/npm run native/);
   });
+
+  it('makes an explicit webgpu request without an adapter a UserError with the reason and the fix', async () => {
+    const { selectBackend: select } = loadIsolated();
+    const err = (await select('webgpu').catch((e: unknown) => e)) as Error;
+    expect(err.name).toBe('UserError');
+    expect(err.message).toBe(
+      "backend 'webgpu' is not available (webgpu: no WebGPU adapter: the Vulkan loader (libvulkan.so.1) is not installed; run scripts/setup-webgpu.sh); or use another backend (--backend auto)",
+    );
+  });
+});
+
+describe('the automatic order (selectAutomatically with stub attempts)', () => {
+  const report = (name: string, source = name) => ({ name, version: '1', source, polyfills: [] });
+  const loaded = (name: string, extra: Partial<Extract<Attempt, { ok: true }>> = {}): (() => Promise<Attempt>) => async () => ({ ok: true, report: report(name), ...extra });
+  const failed = (name: string, reason: string): (() => Promise<Attempt>) => async () => ({ ok: false, skipped: [{ name, reason }] });
+  const never = (): Promise<Attempt> => {
+    throw new Error('not to be tried');
+  };
+
+  it('native TensorFlow on a GPU comes first, and nothing else is tried', async () => {
+    const r = await selectAutomatically({ tensorflow: loaded('tensorflow', { gpu: true }), webgpuOnGpu: never, wasm: never, cpu: never });
+    expect(r).toMatchObject({ name: 'tensorflow', skipped: [] });
+  });
+
+  it('a WebGPU GPU adapter comes before native TensorFlow on the CPU', async () => {
+    const r = await selectAutomatically({ tensorflow: loaded('tensorflow', { gpu: false, report: report('tensorflow', 'tfjs-node, on the CPU') }), webgpuOnGpu: loaded('webgpu'), wasm: never, cpu: never });
+    expect(r.name).toBe('webgpu');
+    expect(r.skipped).toEqual([{ name: 'tensorflow', reason: 'tfjs-node, on the CPU; a WebGPU GPU adapter comes first' }]);
+  });
+
+  it('without a GPU adapter, native TensorFlow on the CPU, saying why webgpu was passed over', async () => {
+    const r = await selectAutomatically({ tensorflow: loaded('tensorflow', { gpu: false }), webgpuOnGpu: failed('webgpu', 'the only adapter, mesa llvmpipe, runs on the CPU'), wasm: never, cpu: never });
+    expect(r.name).toBe('tensorflow');
+    expect(r.skipped).toEqual([{ name: 'webgpu', reason: 'the only adapter, mesa llvmpipe, runs on the CPU' }]);
+  });
+
+  it('without native TensorFlow: webgpu on a GPU, else wasm, else cpu', async () => {
+    const noNative = failed('tensorflow (native/tfjs-node)', 'not built');
+    expect((await selectAutomatically({ tensorflow: noNative, webgpuOnGpu: loaded('webgpu'), wasm: never, cpu: never })).name).toBe('webgpu');
+    const wasm = await selectAutomatically({ tensorflow: noNative, webgpuOnGpu: failed('webgpu', 'no WebGPU adapter'), wasm: loaded('wasm'), cpu: never });
+    expect(wasm.name).toBe('wasm');
+    expect(wasm.skipped.map((s) => s.name)).toEqual(['tensorflow (native/tfjs-node)', 'webgpu']);
+    const cpu = await selectAutomatically({ tensorflow: noNative, webgpuOnGpu: failed('webgpu', 'no WebGPU adapter'), wasm: failed('wasm', 'broken'), cpu: loaded('cpu') });
+    expect(cpu.name).toBe('cpu');
+    expect(cpu.skipped.map((s) => s.name)).toEqual(['tensorflow (native/tfjs-node)', 'webgpu', 'wasm']);
+  });
 });
 
 describe('describeBackend', () => {
+  it("prints a WebGPU backend's adapter, driver and limits", () => {
+    const lines = describeBackend({
+      name: 'webgpu',
+      version: '4.22.0',
+      source: '@tensorflow/tfjs-backend-webgpu 4.22.0',
+      skipped: [],
+      polyfills: ['MaxPoolGrad'],
+      adapter: {
+        vendor: 'nvidia',
+        architecture: 'hopper',
+        device: 'NVIDIA H100 80GB HBM3',
+        description: 'NVIDIA: 550.54.15 550.54.15.0',
+        isFallbackAdapter: false,
+        cpu: false,
+        limits: { maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 2 ** 31, maxComputeWorkgroupStorageSize: 49152 },
+      },
+    });
+    expect(lines).toEqual([
+      'Backend: webgpu 4.22.0 (@tensorflow/tfjs-backend-webgpu 4.22.0)',
+      '  adapter: nvidia NVIDIA H100 80GB HBM3 (hopper, a GPU)',
+      '  driver: NVIDIA: 550.54.15 550.54.15.0',
+      '  limits: maxBufferSize 4096 MiB, maxStorageBufferBindingSize 2048 MiB, maxComputeWorkgroupStorageSize 49152',
+      '  polyfilled kernels: MaxPoolGrad',
+    ]);
+  });
+
   it('prints the backend, polyfills and skipped backends, one per line', () => {
     const lines = describeBackend({
       name: 'wasm',

@@ -166,6 +166,48 @@ describe('createSplit', () => {
     }
   });
 
+  describe('a custom dataset with its unlabelled file', () => {
+    const train = Array.from({ length: 50 }, (_, i) => i % 10);
+    const extra = realmix.cases.find((c) => c.labels_name === 'stl10-like-150' && c.options.custom)!;
+    const build = (root: string, placeholder = 0) =>
+      buildDataset(root, [
+        { name: 'mine-train.tfrecord', labels: train },
+        { name: 'mine-unlabel.tfrecord', labels: new Array<number>(100).fill(placeholder) },
+      ]);
+
+    it('joins <dataset>-unlabel.tfrecord by default: the split of RealMix custom_extra + --custom', async () => {
+      const { records } = build(tmp);
+      const r = await createSplit({ root: tmp, dataset: 'mine', seed: extra.seed, size: extra.size });
+      expect(r).toMatchObject({ labelCount: extra.size, unlabelCount: 150 - extra.size, unlabelFile: path.join(tmp, 'mine-unlabel.tfrecord'), unlabelFileRecords: 100 });
+      expect(JSON.parse(fs.readFileSync(r.mapPath, 'utf8'))).toEqual({ label: extra.label, unlabel: extra.unlabel });
+      expect(fs.readFileSync(r.unlabelPath).equals(framed(records, extra.unlabel))).toBe(true);
+    });
+
+    it('puts classless placeholders last, and can be named or turned off', async () => {
+      build(tmp, -1);
+      const r = await createSplit({ root: tmp, dataset: 'mine', seed: 3, size: 20 });
+      const unlabel: number[] = JSON.parse(fs.readFileSync(r.mapPath, 'utf8')).unlabel;
+      expect(unlabel.slice(0, 30).every((p) => p < 50)).toBe(true);
+      expect(unlabel.slice(30)).toEqual(Array.from({ length: 100 }, (_, i) => 50 + i));
+
+      const off = await createSplit({ root: tmp, dataset: 'mine', seed: 3, size: 20, unlabelFile: false, force: true });
+      expect(off).toMatchObject({ unlabelCount: 30, unlabelFileRecords: 0, unlabelFile: undefined });
+
+      const inputs = [path.join(tmp, 'mine-train.tfrecord')];
+      const named = await createSplit({ root: tmp, dataset: 'mine', seed: 3, size: 20, inputs, unlabelFile: path.join(tmp, 'mine-unlabel.tfrecord'), force: true });
+      expect(JSON.parse(fs.readFileSync(named.mapPath, 'utf8')).unlabel).toEqual(unlabel);
+      // explicit inputs alone: no unlabelled file is guessed
+      expect((await createSplit({ root: tmp, dataset: 'mine', seed: 3, size: 20, inputs, force: true })).unlabelCount).toBe(30);
+    });
+
+    it('refuses --label-size beyond the labelled input and a size larger than it', async () => {
+      build(tmp);
+      expect((await userError(createSplit({ root: tmp, dataset: 'mine', seed: 1, size: 10, labelSize: 60 }))).message).toMatch(/--label-size 60.*50 records/);
+      expect((await userError(createSplit({ root: tmp, dataset: 'mine', seed: 1, size: 51 }))).message).toMatch(/never labelled/);
+      expect(fs.existsSync(path.join(tmp, 'SSL'))).toBe(false);
+    });
+  });
+
   describe('STL-10 rules', () => {
     const stlLike = realmix.cases.find((c) => c.labels_name === 'stl10-like-150' && c.seed === 1)!;
     const stlTrain = Array.from({ length: 50 }, (_, i) => i % 10);
@@ -244,6 +286,8 @@ describe('ssl create-split command', () => {
     expect(help).toMatch(/--force.*\(default: false\)/s);
     expect(help).toMatch(/--label-size <n>.*default: off/s);
     expect(help).toMatch(/--class-balance.*\(default: false\)/s);
+    expect(help).toMatch(/--unlabel-file <file>.*default: <data-dir>\/<dataset>-unlabel\.tfrecord/s);
+    expect(help).toMatch(/--no-unlabel-file/);
     expect(help).toMatch(/--size <n>.*required/s);
   });
 

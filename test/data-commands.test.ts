@@ -32,8 +32,8 @@ const run = (...args: string[]): Promise<Command> => program().cmd.parseAsync(['
 
 describe('ssl create-datasets', () => {
   it('refuses an unknown dataset, listing the supported ones', async () => {
-    await expect(run('create-datasets', 'mnist', 'cifar10', '--data-dir', tmp)).rejects.toThrow(
-      new UserError("unknown dataset 'cifar10'; supported: mnist"),
+    await expect(run('create-datasets', 'mnist', 'cifar11', '--data-dir', tmp)).rejects.toThrow(
+      new UserError("unknown dataset 'cifar11'; supported: mnist, cifar10, cifar100, svhn, svhn_noextra, stl10, custom, all"),
     );
     expect(fs.readdirSync(tmp)).toEqual([]);
   });
@@ -42,17 +42,31 @@ describe('ssl create-datasets', () => {
     const saved = process.env.ML_DATA;
     try {
       process.env.ML_DATA = tmp;
-      expect(parseCreateDatasetsOptions([], {})).toEqual({ names: ['mnist'], dataDir: tmp, force: false });
+      expect(parseCreateDatasetsOptions([], {})).toEqual({ names: ['mnist'], dataDir: tmp, force: false, from: [] });
       delete process.env.ML_DATA;
       expect(parseCreateDatasetsOptions(['mnist', 'mnist'], { force: true })).toEqual({
         names: ['mnist'],
         dataDir: path.resolve('data'),
         force: true,
+        from: [],
       });
     } finally {
       if (saved === undefined) delete process.env.ML_DATA;
       else process.env.ML_DATA = saved;
     }
+  });
+
+  it("'all' names the originals' datasets; datasets are built in a fixed order", () => {
+    expect(parseCreateDatasetsOptions(['stl10', 'all', 'mnist'], { dataDir: tmp }).names).toEqual(['mnist', 'cifar10', 'cifar100', 'svhn', 'svhn_noextra', 'stl10']);
+    expect(parseCreateDatasetsOptions(['svhn_noextra', 'svhn'], { dataDir: tmp }).names).toEqual(['svhn', 'svhn_noextra']);
+  });
+
+  it('takes --from more than once, and checks the paths before anything is built', async () => {
+    const a = path.join(tmp, 'a.tar.gz');
+    await expect(run('create-datasets', 'mnist', 'cifar10', '--data-dir', tmp, '--from', tmp, '--from', a)).rejects.toThrow(
+      new UserError(`--from ${a}: no such file or folder`),
+    );
+    expect(fs.readdirSync(tmp)).toEqual([]);
   });
 
   it('builds mnist and says what it wrote, then skips it', async () => {
@@ -74,6 +88,20 @@ describe('ssl create-datasets', () => {
     expect(help).toContain('--force rebuild datasets whose files exist (default: skip them)');
     expect(help).not.toContain('(default: false)');
     expect(help).toContain('the first round(0.8·n) digits of each class go to mnist-train');
+    expect(help).toContain(
+      'datasets to build: mnist, cifar10, cifar100, svhn, svhn_noextra, stl10, all (= cifar10 cifar100 svhn svhn_noextra stl10), custom (default: mnist)',
+    );
+    expect(help).toContain('--from <path> a published archive or .mat file, or a folder holding them or their extracted files; repeatable.');
+    expect(help).toContain('(default: <data-dir>/downloads/, else download)');
+    expect(help).toContain('--name <name> custom: name of the dataset (required with custom)');
+    expect(help).toContain('--unlabeled-dir <dir> custom: folder of unlabelled images, written to <name>-unlabel.tfrecord with label 0 (default: none)');
+    expect(help).toContain('--img-size <n> custom: resize every image to <n> x <n> (default: keep the size all images share)');
+    expect(help).toContain('http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz');
+    expect(help).not.toContain('(default: [])');
+  });
+
+  it('rejects a bad --img-size', async () => {
+    await expect(run('create-datasets', 'custom', '--img-size', '0')).rejects.toThrow(/--img-size <n>' argument '0' is invalid. must be at least 1/);
   });
 });
 

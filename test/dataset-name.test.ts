@@ -1,4 +1,4 @@
-import { formatSplitName, formatTrainDatasetName, parseSplitName, parseTrainDatasetName } from '../src/data/dataset-name';
+import { augCopyName, formatSplitName, formatTrainDatasetName, parseSplitName, parseTrainDatasetName } from '../src/data/dataset-name';
 import { UserError } from '../src/errors';
 
 describe('training dataset names', () => {
@@ -67,5 +67,14 @@ describe('split names', () => {
   it('formats back to the same string', () => {
     expect(formatSplitName(parseSplitName('mnist.4@40'))).toBe('mnist.4@40');
     expect(formatSplitName({ name: 'svhn', seed: 2, size: 1000 })).toBe('svhn.2@1000');
+  });
+});
+
+describe('aug-copy names', () => {
+  it('appends _aug<N>, and the result parses back to its base and copies', () => {
+    expect(augCopyName('cifar10', 50)).toBe('cifar10_aug50');
+    expect(parseTrainDatasetName(`${augCopyName('svhn_noextra', 3)}.1@250-5000`)).toMatchObject({ name: 'svhn_noextra_aug3', base: 'svhn_noextra', augCopies: 3 });
+    expect(() => augCopyName('cifar10', 0)).toThrow(UserError);
+    expect(() => augCopyName('cifar10', 1.5)).toThrow(/at least 1/);
   });
 });

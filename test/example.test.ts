@@ -1,4 +1,5 @@
 import { decodeImageExample, decodeLabel, encodeImageExample } from '../src/data/example';
+import { UserError } from '../src/errors';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const unhex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -64,9 +65,11 @@ describe('tf.train.Example', () => {
     expect(() => decodeLabel(unhex(bytesLabel))).toThrow("'label' must be an int64_list with one value, got bytes_list");
   });
 
-  it('rejects malformed bytes with a plain, clear error', () => {
+  it('rejects malformed bytes with a clear UserError (callers add the file and record)', () => {
     const good = encodeImageExample(Uint8Array.from([1, 2, 3]), 7);
     const truncated = good.subarray(0, good.length - 3);
+    expect(() => decodeImageExample(truncated)).toThrow(UserError);
+    expect(() => decodeLabel(truncated)).toThrow(UserError);
     expect(() => decodeImageExample(truncated)).toThrow(/not a valid tf\.train\.Example/);
     expect(() => decodeLabel(truncated)).toThrow(/not a valid tf\.train\.Example/);
     expect(() => decodeLabel(Uint8Array.from([0x0f]))).toThrow(/not a valid tf\.train\.Example|lacks/);
@@ -75,4 +78,12 @@ describe('tf.train.Example', () => {
   it('refuses a non-integer label', () => {
     expect(() => encodeImageExample(new Uint8Array(1), 1.5)).toThrow(/integer/);
   });
+
+  it('refuses a negative field length instead of walking backwards (which looped forever)', () => {
+    // features (field 1) whose length, -11 as a ten-byte varint, leads from byte 11 back to its own tag
+    const negative = Uint8Array.from([0x0a, 0xf5, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+    expect(() => decodeLabel(negative)).toThrow(/not a valid tf\.train\.Example \(negative field length -11 at byte 1\)/);
+    expect(() => decodeImageExample(negative)).toThrow(UserError);
+  });
 });
+

@@ -100,4 +100,45 @@ describe('.npy', () => {
     expect(bad('f.npy', fortran)).toMatch(/Fortran-order arrays are not supported/);
     expect(() => readNpy(path.join(dir, 'nope.npy'))).toThrow(/nope\.npy: no such file/);
   });
+
+  it('reads headers only as numpy would: a strict Python literal with exactly the three keys', () => {
+    const good = encodeNpy(Float32Array.from([1, 2, 3]));
+    const withHeader = (edit: (h: string) => string): Buffer => {
+      const len = good.readUInt16LE(8);
+      const header = edit(good.toString('latin1', 10, 10 + len)).padEnd(len - 1, ' ').slice(0, len - 1) + '\n';
+      return Buffer.concat([good.subarray(0, 10), Buffer.from(header, 'latin1'), good.subarray(10 + len)]);
+    };
+    const reason = (b: Buffer): string => {
+      try {
+        decodeNpy(b);
+      } catch (e) {
+        expect(e).toBeInstanceOf(UserError);
+        return (e as Error).message;
+      }
+      return 'read';
+    };
+    expect(reason(withHeader((h) => h))).toBe('read');
+    expect(reason(withHeader((h) => h.replace("'shape': (3,)", '"shape": (3, )')))).toBe('read');
+    expect(reason(withHeader((h) => h.replace('(3,)', '(3)')))).toMatch(/\(n\) is not a tuple/);
+    expect(reason(withHeader((h) => h.replace('(3,)', '(0x3,)')))).toMatch(/unreadable header \(expected ',' or '\)'/);
+    expect(reason(withHeader((h) => h.replace("'descr'", "'dtype'")))).toMatch(/header keys are "dtype, fortran_order, shape", expected descr, fortran_order, shape/);
+    expect(reason(withHeader((h) => h.replace(', }', ", 'x': 1, }")))).toMatch(/expected a string, True, False or a tuple/);
+    expect(reason(withHeader((h) => h.replace('}', '} junk')))).toMatch(/unexpected text after the dict/);
+    expect(reason(withHeader((h) => ` ${h}`))).toMatch(/expected '\{'/);
+    const minor = Buffer.from(good);
+    minor[7] = 1;
+    expect(reason(minor)).toBe('unsupported .npy format version 1.1');
+  });
+
+  it('keeps errors about damaged headers to one short line', () => {
+    const junk = Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0, 4]), Buffer.alloc(1024, 0x01)]);
+    let message = '';
+    try {
+      decodeNpy(junk);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^unreadable header \(expected '\{' at character 0\): "\?{80}…"$/);
+  });
 });
+

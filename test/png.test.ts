@@ -1,6 +1,7 @@
 import * as zlib from 'zlib';
 import sharp from 'sharp';
 import { decodeImage, encodePng, encodePngSync } from '../src/data/png';
+import { UserError } from '../src/errors';
 
 function pattern(n: number, seed: number): Uint8Array {
   const a = new Uint8Array(n);
@@ -59,6 +60,16 @@ describe('PNG via sharp', () => {
     await expect(decodeImage(new TextEncoder().encode('definitely not an image'))).rejects.toThrow(/cannot decode image.*PNG or JPEG/);
     const png = await encodePng(pattern(12, 1), 2, 2, 3);
     await expect(decodeImage(png.subarray(0, 30))).rejects.toThrow(/cannot decode image/);
+  });
+
+  it('reads PNG, JPEG and GIF only, with one-line UserErrors for anything else', async () => {
+    const raw = sharp(Buffer.from(pattern(12, 2)), { raw: { width: 2, height: 2, channels: 3 } });
+    expect((await decodeImage(await raw.clone().gif().toBuffer())).width).toBe(2);
+    for (const other of [await raw.clone().webp().toBuffer(), await raw.clone().tiff().toBuffer()]) {
+      const e = await decodeImage(other).catch((x: unknown) => x as Error);
+      expect(e).toBeInstanceOf(UserError);
+      expect((e as Error).message).toMatch(/^cannot decode image: (webp|tiff) data \(expected PNG or JPEG data\)$/);
+    }
   });
 
   it('rejects bad shapes before encoding', async () => {

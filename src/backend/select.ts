@@ -2,15 +2,19 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors';
 import { loadNativeBackend, readBuildInfo, readInstallResult } from './native';
 import { installWasmTrainingKernels } from './wasm-training';
+import { WEBGPU, cpuAdapterReason, describeAdapter, loadWebGpuBackend, probeWebGpu, type WebGpuAdapter } from './webgpu';
+import { installWebGpuTrainingKernels, webGpuPolyfills } from './webgpu-training';
 
 /**
- * Picks the tfjs backend: 'tensorflow' (native TensorFlow, see ./native), else 'wasm' (with the
- * training kernels of ./wasm-training), else the plain JS 'cpu' backend. `--backend` or
- * $SSL_BACKEND can name one; a named backend that cannot load is a UserError.
+ * Picks the tfjs backend. Automatically, the first of: 'tensorflow' (native TensorFlow, see
+ * ./native) when it runs on a GPU; 'webgpu' (./webgpu) when Dawn finds a real GPU adapter;
+ * 'tensorflow' on the CPU; 'wasm' (with the training kernels of ./wasm-training); the plain JS
+ * 'cpu' backend. `--backend` or $SSL_BACKEND can name one (a named webgpu takes a CPU adapter such
+ * as lavapipe too); a named backend that cannot load is a UserError.
  */
 
 export interface BackendReport {
-  /** the tfjs backend name now in use: 'tensorflow', 'wasm' or 'cpu' */
+  /** the tfjs backend name now in use: 'tensorflow', 'webgpu', 'wasm' or 'cpu' */
   name: string;
   /** TensorFlow's version for 'tensorflow'; the tfjs package version otherwise */
   version: string;
@@ -20,10 +24,15 @@ export interface BackendReport {
   skipped: Array<{ name: string; reason: string }>;
   /** kernels ssl supplies where the backend lacks them (or has slow ones) */
   polyfills: string[];
+  /** for 'webgpu': the adapter it runs on */
+  adapter?: WebGpuAdapter;
 }
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+
+/** The help text of every command's --backend option. */
+export const BACKEND_HELP = 'tensorflow, webgpu, wasm, cpu or auto (default: $SSL_BACKEND, else auto)';
 
 const WASM_OWNER = Symbol.for('ssl.wasm-training');
 
@@ -39,8 +48,8 @@ export function parseBackendChoice(requested: string | undefined): BackendChoice
 }
 
 type Skipped = BackendReport['skipped'];
-/** A backend that loaded (and what it passed over on the way), or why it did not. */
-type Attempt = { ok: true; report: Omit<BackendReport, 'skipped'>; passedOver?: Skipped } | { ok: false; skipped: Skipped };
+/** A backend that loaded and is selected (and what it passed over on the way), or why it did not load. */
+export type Attempt = { ok: true; report: Omit<BackendReport, 'skipped'>; passedOver?: Skipped; gpu?: boolean } | { ok: false; skipped: Skipped };
 
 async function tryTensorflow(): Promise<Attempt> {
   const native = loadNativeBackend();
@@ -56,7 +65,33 @@ async function tryTensorflow(): Promise<Attempt> {
     ok: true,
     report: { name: 'tensorflow', version: native.tfVersion, source: `${native.detail}, ${gpu ? 'on the GPU' : 'on the CPU'}`, polyfills: [] },
     passedOver,
+    gpu,
   };
+}
+
+/**
+ * webgpu on any adapter Dawn gives (`anyAdapter`), or only on a real GPU. A probe in a child
+ * process comes first: without an adapter (or with a CPU one, for auto) nothing loads here, and
+ * Dawn's own messages stay out of the terminal.
+ */
+async function tryWebGpu(anyAdapter: boolean): Promise<Attempt> {
+  const skip = (reason: string): Attempt => ({ ok: false, skipped: [{ name: WEBGPU, reason }] });
+  const p = probeWebGpu();
+  if (!p.ok && !p.inconclusive) return skip(p.reason);
+  if (p.ok && p.adapter.cpu && !anyAdapter) return skip(cpuAdapterReason(p.adapter));
+  try {
+    const { adapter, versions } = await loadWebGpuBackend(anyAdapter);
+    installWebGpuTrainingKernels();
+    if (!(await tf.setBackend(WEBGPU))) throw new Error('the backend failed to initialise');
+    const polyfills = webGpuPolyfills();
+    const what = polyfills.length ? " with ssl's training kernels" : '';
+    return {
+      ok: true,
+      report: { name: WEBGPU, version: versions.tfjs, source: `@tensorflow/tfjs-backend-webgpu ${versions.tfjs}${what}, on Dawn from webgpu ${versions.dawn}`, polyfills, adapter },
+    };
+  } catch (e) {
+    return skip(firstLine(e));
+  }
 }
 
 async function tryWasm(): Promise<Attempt> {
@@ -88,39 +123,70 @@ async function tryCpu(): Promise<Attempt> {
   }
 }
 
-const TRY: Record<Exclude<BackendChoice, 'auto'>, () => Promise<Attempt>> = { tensorflow: tryTensorflow, wasm: tryWasm, cpu: tryCpu };
+const TRY: Record<Exclude<BackendChoice, 'auto'>, () => Promise<Attempt>> = { tensorflow: tryTensorflow, webgpu: () => tryWebGpu(true), wasm: tryWasm, cpu: tryCpu };
 
 const ADVICE: Record<Exclude<BackendChoice, 'auto'>, string> = {
   tensorflow: 'build it with `npm run native` (README, "Native backend"), or use --backend auto',
+  webgpu: 'or use another backend (--backend auto)',
   wasm: 'reinstall the dependencies (npm ci), or use --backend cpu',
   cpu: 'reinstall the dependencies (npm ci)',
 };
 
-async function select(choice: BackendChoice): Promise<BackendReport> {
-  if (choice !== 'auto') {
-    const a = await TRY[choice]();
-    if (a.ok) return { ...a.report, skipped: a.passedOver ?? [] };
-    const why = a.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-    throw new UserError(`backend '${choice}' is not available (${why}); ${ADVICE[choice]}`);
-  }
+/** What automatic selection tries; tests pass stubs. */
+export interface AutoAttempts {
+  tensorflow(): Promise<Attempt>;
+  /** webgpu on a real GPU adapter only */
+  webgpuOnGpu(): Promise<Attempt>;
+  wasm(): Promise<Attempt>;
+  cpu(): Promise<Attempt>;
+}
+
+const AUTO: AutoAttempts = { tensorflow: tryTensorflow, webgpuOnGpu: () => tryWebGpu(false), wasm: tryWasm, cpu: tryCpu };
+
+/**
+ * The automatic order: GPUs first (native TensorFlow on one, then WebGPU on a real GPU adapter),
+ * then the CPU backends (native TensorFlow, wasm, the plain JS cpu backend). The report's backend
+ * is the one to select (selectBackend re-selects it: a failed attempt can leave tfjs elsewhere).
+ */
+export async function selectAutomatically(attempts: AutoAttempts = AUTO): Promise<BackendReport> {
   const skipped: Skipped = [];
-  for (const name of ['tensorflow', 'wasm', 'cpu'] as const) {
-    const a = await TRY[name]();
+  const native = await attempts.tensorflow();
+  if (native.ok && native.gpu) return { ...native.report, skipped: native.passedOver ?? [] };
+  if (!native.ok) skipped.push(...native.skipped);
+  const webgpu = await attempts.webgpuOnGpu();
+  if (webgpu.ok) {
+    const passed: Skipped = native.ok ? [...(native.passedOver ?? []), { name: 'tensorflow', reason: `${native.report.source}; a WebGPU GPU adapter comes first` }] : [];
+    return { ...webgpu.report, skipped: [...skipped, ...passed] };
+  }
+  skipped.push(...webgpu.skipped);
+  if (native.ok) return { ...native.report, skipped: [...(native.passedOver ?? []), ...skipped] };
+  for (const name of ['wasm', 'cpu'] as const) {
+    const a = await attempts[name]();
     if (a.ok) return { ...a.report, skipped: [...skipped, ...(a.passedOver ?? [])] };
     skipped.push(...a.skipped);
   }
   throw new Error(`no tfjs backend could be loaded: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
 }
 
+async function select(choice: BackendChoice): Promise<BackendReport> {
+  if (choice === 'auto') return selectAutomatically();
+  const a = await TRY[choice]();
+  if (a.ok) return { ...a.report, skipped: a.passedOver ?? [] };
+  const why = a.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
+  throw new UserError(`backend '${choice}' is not available (${why}); ${ADVICE[choice]}`);
+}
+
 const reports = new Map<BackendChoice, Promise<BackendReport>>();
 
 /**
- * Selects the backend (`requested`: auto | tensorflow | wasm | cpu; default $SSL_BACKEND, else
+ * Selects the backend (`requested`: auto | tensorflow | webgpu | wasm | cpu; default $SSL_BACKEND, else
  * auto) and says how. Idempotent: the same request returns the same report (and re-selects that
  * backend if something switched away from it meanwhile).
  */
 export async function selectBackend(requested?: string): Promise<BackendReport> {
   const choice = parseBackendChoice(requested ?? process.env.SSL_BACKEND);
+  // a released WebGPU device (releaseWebGpu) is gone with its backend: select afresh
+  for (const [c, r] of reports) if ((await r.catch(() => undefined))?.name === WEBGPU && tf.findBackendFactory(WEBGPU) == null) reports.delete(c);
   let p = reports.get(choice);
   if (!p) {
     p = select(choice);
@@ -135,6 +201,7 @@ export async function selectBackend(requested?: string): Promise<BackendReport> 
 /** Lines for a log or `ssl env`: the backend, where it came from, and what was passed over. */
 export function describeBackend(report: BackendReport): string[] {
   const lines = [`Backend: ${report.name} ${report.version} (${report.source})`];
+  if (report.adapter) lines.push(...describeAdapter(report.adapter));
   if (report.polyfills.length) lines.push(`  polyfilled kernels: ${report.polyfills.join(', ')}`);
   for (const s of report.skipped) lines.push(`  skipped ${s.name}: ${s.reason}`);
   return lines;

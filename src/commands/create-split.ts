@@ -15,6 +15,8 @@ export interface CreateSplitCommandOptions {
   force: boolean;
   labelSize?: number;
   classBalance: boolean;
+  /** A file path, false for --no-unlabel-file, undefined for the default. */
+  unlabelFile?: string | false;
 }
 
 export function register(program: Command): void {
@@ -42,9 +44,19 @@ export function register(program: Command): void {
       intArg(1),
     )
     .option('--class-balance', 'pick labelled records round-robin over classes instead of following the class frequencies (RealMix --class_balance)', false)
+    .option(
+      '--unlabel-file <file>',
+      'unlabelled images that join the unlabelled side only, after the inputs, as RealMix custom_extra appends them ' +
+        '(default: <data-dir>/<dataset>-unlabel.tfrecord when it exists and no inputs are given)',
+    )
+    .option('--no-unlabel-file', 'do not join <data-dir>/<dataset>-unlabel.tfrecord')
     .addHelpText(
       'after',
-      `\nSTL-10 (first input named stl10*): class weights are all 1, and at --size 1000 the labelled set is line <seed> of <data-dir>/${FOLD_INDICES_FILE}.`,
+      `\nSTL-10 (first input named stl10*): class weights are all 1, and at --size 1000 the labelled set is line <seed> of <data-dir>/${FOLD_INDICES_FILE}.` +
+        '\nCustom datasets: with an unlabelled file, only the inputs\' records (the first --label-size of them, if given) may be labelled' +
+        '\nand set the class weights, as RealMix --custom does; unlabelled records whose label is not a class (e.g. -1) go last,' +
+        '\nafter the class-interleaved records, so they never reach the validation head. Positions in -map.json count the' +
+        '\nunlabelled file\'s records after the inputs\'.',
     )
     .action(async (inputs: string[], o: Omit<CreateSplitCommandOptions, 'inputs'>) => {
       await runCreateSplit({ ...o, inputs });
@@ -87,6 +99,7 @@ export async function runCreateSplit(
       force: o.force,
       labelSize: o.labelSize,
       classBalance: o.classBalance,
+      unlabelFile: o.unlabelFile,
       onProgress: progress.onProgress,
     });
   } finally {
@@ -95,6 +108,7 @@ export async function runCreateSplit(
   const name = path.basename(r.mapPath).replace(/-map\.json$/, '');
   log(`Split ${name}: ${r.labelCount} labelled, ${r.unlabelCount} unlabelled, ${r.nclass} classes`);
   log(`  labelled per class: ${r.labelCounts.join(' ')}`);
+  if (r.unlabelFile) log(`  unlabelled only: ${r.unlabelFileRecords} records of ${r.unlabelFile}`);
   log(`  ${r.labelPath}`);
   log(`  ${r.unlabelPath}`);
   log(`  ${r.mapPath}`);

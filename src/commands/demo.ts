@@ -26,8 +26,11 @@ export interface DemoOptions {
  */
 export const DEMO_DEFAULTS = { trainKimg: 64 };
 
-export async function runDemo(o: DemoOptions, log: (l: string) => void = (l) => console.log(l)) {
-  const root = dataRoot(o.dataDir);
+/** The demo's training dataset: the embedded MNIST digits, 100 labels (seed 1), 1000 validation records. */
+export const DEMO_DATASET = 'mnist.1@100-1000';
+
+/** Builds the embedded MNIST dataset and its 100-label split under `root`, skipping what exists. */
+export async function prepareDemoData(root: string, log: (l: string) => void): Promise<string> {
   const built = await buildMnist(root);
   log(built.skipped ? `MNIST already in ${root}` : `Wrote MNIST to ${root}: ${built.train} train, ${built.test} test`);
   const prefix = splitPrefix(root, 'mnist', 1, 100);
@@ -35,15 +38,29 @@ export async function runDemo(o: DemoOptions, log: (l: string) => void = (l) => 
     const s = await createSplit({ root, dataset: 'mnist', seed: 1, size: 100 });
     log(`Split ${path.basename(prefix)}: ${s.labelCount} labelled, ${s.unlabelCount} unlabelled`);
   }
+  return DEMO_DATASET;
+}
+
+/**
+ * Settings every demo run shares for a budget of `trainKimg`: the small CNN, 16 evaluations, and
+ * a weight EMA with a horizon that suits a short run.
+ */
+export function demoSchedule(trainKimg: number): Record<string, number | string> {
+  const report = Math.max(1, Math.floor(trainKimg / 16));
+  return { arch: 'te_cnn', train_kimg: trainKimg, report_kimg: report, save_kimg: report, ema: 0.99 };
+}
+
+export async function runDemo(o: DemoOptions, log: (l: string) => void = (l) => console.log(l)) {
+  const root = dataRoot(o.dataDir);
+  const dataset = await prepareDemoData(root, log);
   const common = {
-    dataset: 'mnist.1@100-1000',
+    dataset,
     dataDir: root,
     trainDir: o.trainDir,
     backend: o.backend,
     skipCorrupt: false,
   };
-  const report = Math.max(1, Math.floor(o.trainKimg / 16));
-  const shared = { arch: 'te_cnn', train_kimg: o.trainKimg, report_kimg: report, save_kimg: report, ema: 0.99 };
+  const shared = demoSchedule(o.trainKimg);
   const sup = await runTrain({ ...common, algo: 'supervised', settings: { ...shared } }, log);
   const mm = await runTrain({ ...common, algo: 'mixmatch', settings: { ...shared, beta: 0.75, w_match: 75, warmup_kimg: Math.max(1, Math.floor(o.trainKimg / 4)) } }, log);
   const acc = (r: typeof sup) => r.reports[r.reports.length - 1]?.test ?? NaN;

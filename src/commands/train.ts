@@ -1,12 +1,13 @@
 import * as path from 'path';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { ALGORITHMS, getAlgorithm } from '../algorithms/registry';
-import type { HParamSpec, HParamValue } from '../algorithms/types';
-import { AUGMENTATIONS } from '../data/augment';
+import type { Algorithm, HParamSpec, HParamValue } from '../algorithms/types';
+import { augmentationNames, getAugmentation } from '../data/augment';
 import { dataRoot } from '../data/paths';
 import { selectBackend, describeBackend } from '../backend/select';
-import { SHARED, Settings, readConfigFile, resolveSettings, toTrainConfig } from '../train/config';
-import { isFullySupervisedName, loadTrainingData } from '../train/dataset';
+import { SHARED, Settings, readConfigFile, resolveSettings, sharedDefault, toTrainConfig } from '../train/config';
+import { describeCorrupt, type CorruptRecord } from '../data/tfrecord';
+import { isFullySupervisedName, loadTrainingData, readClassMapping } from '../train/dataset';
 import { train } from '../train/trainer';
 import { createProgress } from '../util/progress';
 import { UserError } from '../errors';
@@ -20,6 +21,8 @@ export interface TrainCommandOptions {
   trainDir: string;
   config?: string;
   augment?: string;
+  /** RealMix's class-mapping JSON: per-class test accuracy is logged under these names. */
+  classMapping?: string;
   seed?: number;
   backend?: string;
   skipCorrupt: boolean;
@@ -30,17 +33,39 @@ function camel(snake: string): string {
   return snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** Every algorithm's hyperparameters, merged by name, with each algorithm's default in the help. */
-function algorithmFlags(): Array<{ spec: HParamSpec; help: string }> {
-  const merged = new Map<string, { spec: HParamSpec; defaults: string[] }>();
-  for (const a of ALGORITHMS) {
+/**
+ * Every algorithm's hyperparameters, merged by name, with each algorithm's default in the help.
+ * One name means one flag, so algorithms that share a name must agree on its type.
+ */
+export function algorithmFlags(algorithms: Algorithm[] = ALGORITHMS): Array<{ spec: HParamSpec; help: string }> {
+  const merged = new Map<string, { spec: HParamSpec; defaults: string[]; owner: string; helps: Map<string, string[]> }>();
+  for (const a of algorithms) {
     for (const h of a.hparams) {
-      const e = merged.get(h.name) ?? { spec: h, defaults: [] };
+      const e = merged.get(h.name) ?? { spec: h, defaults: [], owner: a.name, helps: new Map<string, string[]>() };
+      if (e.spec.type !== h.type) throw new Error(`hyperparameter ${h.name} is ${e.spec.type} in ${e.owner} but ${h.type} in ${a.name}: one flag needs one type`);
       e.defaults.push(`${a.name}: ${h.default}`);
+      e.helps.set(h.help, [...(e.helps.get(h.help) ?? []), a.name]);
       merged.set(h.name, e);
     }
   }
-  return [...merged.values()].map((e) => ({ spec: e.spec, help: `${e.spec.help} (default ${e.defaults.join(', ')})` }));
+  return [...merged.values()].map((e) => {
+    // one flag may mean slightly different things to different algorithms: say so, per algorithm
+    const help = e.helps.size === 1 ? e.spec.help : [...e.helps].map(([text, names]) => `${names.join(', ')}: ${text}`).join('; ');
+    const choices = e.spec.choices ? `; one of ${e.spec.choices.join(', ')}` : '';
+    return { spec: e.spec, help: `${help}${choices} (default ${e.defaults.join(', ')})` };
+  });
+}
+
+/** A shared setting's help: its default and the algorithms that change it. */
+export function sharedFlagHelp(spec: HParamSpec, algorithms: Algorithm[] = ALGORITHMS): string {
+  const overrides = algorithms.filter((a) => sharedDefault(a, spec) !== spec.default).map((a) => `${a.name}: ${sharedDefault(a, spec)}`);
+  const choices = spec.choices ? `; one of ${spec.choices.join(', ')}` : '';
+  return `${spec.help}${choices} (default ${spec.default}${overrides.length ? `; ${overrides.join(', ')}` : ''})`;
+}
+
+function flagSyntax(spec: HParamSpec): string {
+  if (spec.type === 'bool') return `--${kebab(spec.name)} [bool]`;
+  return `--${kebab(spec.name)} <${spec.type === 'string' ? 'value' : 'n'}>`;
 }
 
 function parserFor(spec: HParamSpec): (v: string) => HParamValue {
@@ -60,13 +85,14 @@ export function register(program: Command): void {
     .option('--data-dir <dir>', 'data root (default: $ML_DATA, else ./data)')
     .option('--train-dir <dir>', 'where run directories go', './experiments')
     .option('--config <json>', 'JSON file of hyperparameters; flags override it, it overrides defaults')
-    .addOption(new Option('--augment <name>', 'training augmentation (default: the dataset family\'s)').choices(Object.keys(AUGMENTATIONS)))
+    .option('--augment <name>', `training augmentation: ${augmentationNames().join(', ')}, or a chain such as cifar10+cutout (default: the dataset family's)`)
+    .option('--class-mapping <json>', 'class names ({"0": "cat", ...}, as RealMix writes them): logs test accuracy per class as accuracy_test/<name>')
     .option('--seed <n>', 'seed of the run\'s generator (initialisation, batches, augmentation, MixUp) (default: the split seed)', intArg(0))
     .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
     .option('--skip-corrupt', 'skip corrupt records instead of stopping', false);
-  for (const s of SHARED) cmd.option(`--${kebab(s.name)} <${s.type === 'string' ? 'name' : 'n'}>`, `${s.help} (default ${s.default})`, parserFor(s));
+  for (const s of SHARED) cmd.option(flagSyntax(s), sharedFlagHelp(s), parserFor(s));
   const algoFlags = algorithmFlags();
-  for (const { spec, help } of algoFlags) cmd.option(`--${kebab(spec.name)} <${spec.type === 'string' ? 'value' : 'n'}>`, help, parserFor(spec));
+  for (const { spec, help } of algoFlags) cmd.option(flagSyntax(spec), help, parserFor(spec));
   cmd.action(async (o: Record<string, unknown>) => {
     const settings: Settings = {};
     for (const s of [...SHARED, ...algoFlags.map((f) => f.spec)]) {
@@ -80,6 +106,7 @@ export function register(program: Command): void {
       trainDir: String(o.trainDir),
       config: o.config as string | undefined,
       augment: o.augment as string | undefined,
+      classMapping: o.classMapping as string | undefined,
       seed: o.seed as number | undefined,
       backend: o.backend as string | undefined,
       skipCorrupt: Boolean(o.skipCorrupt),
@@ -92,10 +119,18 @@ export async function runTrain(o: TrainCommandOptions, log: (line: string) => vo
   const algo = getAlgorithm(o.algo);
   const settings = resolveSettings(algo, o.config ? readConfigFile(o.config) : {}, o.settings);
   const seed = o.seed ?? (isFullySupervisedName(o.dataset) ? 0 : parseTrainDatasetName(o.dataset).seed);
-  const cfg = toTrainConfig(algo, settings, { trainDir: path.resolve(o.trainDir), augment: o.augment, seed });
+  // unknown augmentation names fail now, not after the data has loaded
+  if (o.augment) getAugmentation(o.augment);
+  const strong = algo.strong?.(settings.hp);
+  if (strong && strong.views > 0) getAugmentation(strong.augmentation);
+  const classNames = o.classMapping ? readClassMapping(o.classMapping) : undefined;
+  const cfg = toTrainConfig(algo, settings, { trainDir: path.resolve(o.trainDir), augment: o.augment, seed, classNames });
   const backend = await selectBackend(o.backend ?? process.env.SSL_BACKEND);
   for (const line of describeBackend(backend)) log(line);
-  const data = await loadTrainingData(dataRoot(o.dataDir), o.dataset, { unlabeled: algo.views(settings.hp) > 0, skipCorrupt: o.skipCorrupt });
+  const unlabeled = algo.views(settings.hp) > 0 || (strong?.views ?? 0) > 0;
+  const corrupt: CorruptRecord[] = [];
+  const data = await loadTrainingData(dataRoot(o.dataDir), o.dataset, { unlabeled, skipCorrupt: o.skipCorrupt, nclass: classNames?.length, onCorrupt: (c) => corrupt.push(c) });
+  if (corrupt.length > 0) log(`Skipped ${corrupt.length} corrupt record${corrupt.length === 1 ? '' : 's'} (--skip-corrupt); the first: ${describeCorrupt(corrupt[0])}`);
   log(`Dataset ${data.name}: ${data.labeled.count} labelled, ${data.unlabeled?.count ?? 0} unlabelled, ${data.valid.count} valid, ${data.test.count} test; ${data.nclass} classes, ${data.shape.height}x${data.shape.width}x${data.shape.channels}`);
   let interrupted = false;
   const onSignal = () => {

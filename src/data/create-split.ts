@@ -28,6 +28,13 @@ export interface CreateSplitOptions {
   /** RealMix --custom: only the first labelSize records may be labelled. */
   labelSize?: number;
   classBalance?: boolean;
+  /**
+   * A file of unlabelled images whose records join the unlabelled side only, after the inputs (as
+   * RealMix's custom_extra appends them to the train file). Default: `<root>/<dataset>-unlabel.tfrecord`
+   * (what create-datasets writes for a custom dataset) when it exists and `inputs` are not given;
+   * false: none.
+   */
+  unlabelFile?: string | false;
   onProgress?: (p: SplitProgress) => void;
 }
 
@@ -47,6 +54,9 @@ export interface CreateSplitResult {
   nclass: number;
   /** Labelled records per class. */
   labelCounts: number[];
+  /** The unlabelled file that was joined, and how many records it gave. */
+  unlabelFile?: string;
+  unlabelFileRecords: number;
 }
 
 /**
@@ -66,9 +76,14 @@ export function defaultInputs(root: string, dataset: string): string[] {
 
 export const FOLD_INDICES_FILE = 'stl10_fold_indices.txt';
 
+/** `<root>/<dataset>-unlabel.tfrecord`: the unlabelled images of a custom dataset. */
+export function defaultUnlabelFile(root: string, dataset: string): string {
+  return path.join(root, `${dataset}-unlabel.tfrecord`);
+}
+
 /** The create-datasets name that produces a base file such as `svhn-extra.tfrecord`. */
 function producerName(file: string, fallback: string): string {
-  const m = /^(.+)-(train|test|extra|unlabeled)\.tfrecord$/.exec(path.basename(file));
+  const m = /^(.+)-(train|test|extra|unlabeled|unlabel)\.tfrecord$/.exec(path.basename(file));
   return m ? m[1] : fallback;
 }
 
@@ -78,6 +93,8 @@ interface Scan {
   fileOf: number[];
   offsets: number[];
   lengths: number[];
+  /** Records per input. */
+  counts: number[];
   stats: fs.Stats[];
 }
 
@@ -105,7 +122,7 @@ class Pacer {
 async function scanLabels(inputs: string[], dataset: string, onProgress?: (p: SplitProgress) => void): Promise<Scan> {
   const stats = inputs.map((f) => fs.statSync(f));
   const totalBytes = stats.reduce((a, s) => a + s.size, 0);
-  const scan: Scan = { labels: [], fileOf: [], offsets: [], lengths: [], stats };
+  const scan: Scan = { labels: [], fileOf: [], offsets: [], lengths: [], counts: [], stats };
   let doneBytes = 0;
   const pacer = new Pacer();
   for (let fi = 0; fi < inputs.length; fi++) {
@@ -134,6 +151,7 @@ async function scanLabels(inputs: string[], dataset: string, onProgress?: (p: Sp
       }
     }
     doneBytes += offset;
+    scan.counts.push(index);
   }
   onProgress?.({ phase: 'scan', done: totalBytes, total: totalBytes });
   return scan;
@@ -229,9 +247,17 @@ export async function createSplit(opts: CreateSplitOptions): Promise<CreateSplit
   validateSplitOptions(opts);
   // The split must be nameable by training later, so its name has to parse back.
   parseSplitName(formatSplitName({ name: opts.dataset, seed: opts.seed, size: opts.size }));
-  const inputs = (opts.inputs && opts.inputs.length > 0 ? opts.inputs : defaultInputs(opts.root, opts.dataset)).map((f) =>
-    path.resolve(f),
-  );
+  const explicitInputs = Boolean(opts.inputs && opts.inputs.length > 0);
+  const labelledInputs = (explicitInputs ? opts.inputs! : defaultInputs(opts.root, opts.dataset)).map((f) => path.resolve(f));
+  let unlabelFile: string | undefined;
+  if (typeof opts.unlabelFile === 'string') unlabelFile = path.resolve(opts.unlabelFile);
+  else if (opts.unlabelFile === undefined && !explicitInputs && fs.existsSync(defaultUnlabelFile(opts.root, opts.dataset))) {
+    unlabelFile = path.resolve(defaultUnlabelFile(opts.root, opts.dataset));
+  }
+  if (unlabelFile && labelledInputs.includes(unlabelFile)) {
+    throw new UserError(`${unlabelFile} is both an input and the unlabelled file; list it only once`);
+  }
+  const inputs = unlabelFile ? [...labelledInputs, unlabelFile] : labelledInputs;
   checkInputs(inputs, opts.dataset);
 
   const prefix = splitPrefix(opts.root, opts.dataset, opts.seed, opts.size);
@@ -244,6 +270,8 @@ export async function createSplit(opts: CreateSplitOptions): Promise<CreateSplit
   }
 
   const scan = await scanLabels(inputs, opts.dataset, opts.onProgress);
+  const unlabelRecords = unlabelFile ? scan.counts[inputs.length - 1] : 0;
+  const unlabelledFrom = unlabelFile ? scan.labels.length - unlabelRecords : undefined;
   // The reference tests the whole first input path; the file name alone keeps a directory such as
   // ~/stl10-work/ from turning every dataset into STL-10.
   const stl10 = path.basename(inputs[0]).includes('stl10');
@@ -254,6 +282,7 @@ export async function createSplit(opts: CreateSplitOptions): Promise<CreateSplit
     foldIndices: stl10 && opts.size === 1000 ? readFoldIndices(opts.root, opts.seed) : undefined,
     labelSize: opts.labelSize,
     classBalance: opts.classBalance,
+    unlabelledFrom,
   });
 
   const total = sel.label.length + sel.unlabel.length;
@@ -296,5 +325,7 @@ export async function createSplit(opts: CreateSplitOptions): Promise<CreateSplit
     unlabelCount: sel.unlabel.length,
     nclass: sel.nclass,
     labelCounts: sel.labelCounts,
+    unlabelFile,
+    unlabelFileRecords: unlabelRecords,
   };
 }

@@ -39,9 +39,12 @@ function nameParts(name: string): Pick<SplitName, 'name' | 'base' | 'augCopies'>
   return { name, base: aug[1], augCopies: Number(aug[2]) };
 }
 
-function toInt(s: string, what: string, input: string, grammar: string, example: string): number {
+/** The name as the one-line error shows it: quoted, with line breaks and control characters escaped. */
+const quoted = (s: string): string => JSON.stringify(s);
+
+function toInt(s: string, what: string, input: string, kind: 'dataset' | 'split', grammar: string, example: string): number {
   const n = Number(s);
-  if (!Number.isSafeInteger(n)) throw new UserError(`bad dataset name "${input}": ${what} ${s} is too large (expected ${grammar}, e.g. ${example})`);
+  if (!Number.isSafeInteger(n)) throw new UserError(`bad ${kind} name ${quoted(input)}: ${what} ${s} is too large (expected ${grammar}, e.g. ${example})`);
   return n;
 }
 
@@ -61,24 +64,24 @@ function diagnose(s: string, withValid: boolean): string {
 export function parseTrainDatasetName(s: string): TrainDatasetName {
   const m = TRAIN_RE.exec(s);
   const example = 'mnist.1@100-1000';
-  if (!m) throw new UserError(`bad dataset name "${s}": ${diagnose(s, true)}; expected ${TRAIN_GRAMMAR}, e.g. ${example}`);
-  const size = toInt(m[3], 'labelled size', s, TRAIN_GRAMMAR, example);
-  if (size === 0) throw new UserError(`bad dataset name "${s}": the labelled size must be at least 1 (expected ${TRAIN_GRAMMAR}, e.g. ${example})`);
+  if (!m) throw new UserError(`bad dataset name ${quoted(s)}: ${diagnose(s, true)}; expected ${TRAIN_GRAMMAR}, e.g. ${example}`);
+  const size = toInt(m[3], 'labelled size', s, 'dataset', TRAIN_GRAMMAR, example);
+  if (size === 0) throw new UserError(`bad dataset name ${quoted(s)}: the labelled size must be at least 1 (expected ${TRAIN_GRAMMAR}, e.g. ${example})`);
   return {
     ...nameParts(m[1]),
-    seed: toInt(m[2], 'seed', s, TRAIN_GRAMMAR, example),
+    seed: toInt(m[2], 'seed', s, 'dataset', TRAIN_GRAMMAR, example),
     size,
-    valid: toInt(m[4], 'validation size', s, TRAIN_GRAMMAR, example),
+    valid: toInt(m[4], 'validation size', s, 'dataset', TRAIN_GRAMMAR, example),
   };
 }
 
 export function parseSplitName(s: string): SplitName {
   const m = SPLIT_RE.exec(s);
   const example = 'cifar10.1@250';
-  if (!m) throw new UserError(`bad split name "${s}": ${diagnose(s, false)}; expected ${SPLIT_GRAMMAR}, e.g. ${example}`);
-  const size = toInt(m[3], 'size', s, SPLIT_GRAMMAR, example);
-  if (size === 0) throw new UserError(`bad split name "${s}": the size must be at least 1 (expected ${SPLIT_GRAMMAR}, e.g. ${example})`);
-  return { ...nameParts(m[1]), seed: toInt(m[2], 'seed', s, SPLIT_GRAMMAR, example), size };
+  if (!m) throw new UserError(`bad split name ${quoted(s)}: ${diagnose(s, false)}; expected ${SPLIT_GRAMMAR}, e.g. ${example}`);
+  const size = toInt(m[3], 'size', s, 'split', SPLIT_GRAMMAR, example);
+  if (size === 0) throw new UserError(`bad split name ${quoted(s)}: the size must be at least 1 (expected ${SPLIT_GRAMMAR}, e.g. ${example})`);
+  return { ...nameParts(m[1]), seed: toInt(m[2], 'seed', s, 'split', SPLIT_GRAMMAR, example), size };
 }
 
 /** `<name>.<seed>@<size>`; the inverse of parseSplitName. */
@@ -89,4 +92,13 @@ export function formatSplitName(p: { name: string; seed: number; size: number })
 /** `<name>.<seed>@<labelled>-<valid>`; the inverse of parseTrainDatasetName. */
 export function formatTrainDatasetName(p: { name: string; seed: number; size: number; valid: number }): string {
   return `${formatSplitName(p)}-${p.valid}`;
+}
+
+/**
+ * `<name>_aug<copies>`: the dataset name of `copies` precomputed augmented copies of `name`, as
+ * make_aug_copy names it (cifar10 → cifar10_aug50).
+ */
+export function augCopyName(name: string, copies: number): string {
+  if (!Number.isInteger(copies) || copies < 1) throw new UserError(`the number of augmented copies must be at least 1, got ${copies}`);
+  return `${name}_aug${copies}`;
 }

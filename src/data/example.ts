@@ -1,4 +1,5 @@
 import * as protobuf from 'protobufjs';
+import { UserError } from '../errors';
 
 /**
  * tf.train.Example, the record payload of every dataset file, with the two features the originals
@@ -61,12 +62,13 @@ export function encodeImageExample(image: Uint8Array, label: number): Uint8Array
 }
 
 function int64ToNumber(v: number | protobuf.Long): number {
-  if (typeof v === 'number') return v;
   // high is the signed upper word; anything past 2^53 cannot come out as a safe integer
-  const n = v.high * 4294967296 + (v.low >>> 0);
-  if (!Number.isSafeInteger(n)) throw new Error(`int64 label ${n} is out of range`);
+  const n = typeof v === 'number' ? v : v.high * 4294967296 + (v.low >>> 0);
+  if (!Number.isSafeInteger(n)) throw new UserError(`int64 label ${n} is out of range`);
   return n;
 }
+
+const own = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 function featureKinds(f: FeatureMsg): string {
   if (f.bytesList) return 'bytes_list';
@@ -76,21 +78,23 @@ function featureKinds(f: FeatureMsg): string {
 }
 
 /**
- * Throws a plain Error on a malformed message or a missing/ill-typed feature; callers know the
- * file and record index and turn it into a UserError.
+ * Throws a UserError saying what is wrong on a malformed message or a missing/ill-typed feature;
+ * callers know the file and record index and add them. Never anything else, whatever the bytes:
+ * lengths are checked against the input before anything is allocated.
  */
 export function decodeImageExample(bytes: Uint8Array): ImageExample {
   let msg: ExampleMsg;
   try {
     msg = ExampleType.decode(bytes) as unknown as ExampleMsg;
   } catch (e) {
-    throw new Error(`not a valid tf.train.Example (${(e as Error).message})`);
+    throw new UserError(`not a valid tf.train.Example (${(e as Error)?.message ?? String(e)})`);
   }
   const features = msg.features?.feature ?? {};
   const keys = Object.keys(features).sort();
-  const missing = ['image', 'label'].filter((k) => !(k in features));
+  // own properties only: a map key such as __proto__ must not find something inherited
+  const missing = ['image', 'label'].filter((k) => !own(features, k));
   if (missing.length > 0) {
-    throw new Error(
+    throw new UserError(
       `tf.train.Example lacks feature ${missing.map((k) => `'${k}'`).join(' and ')} ` +
         `(has: ${keys.length ? keys.join(', ') : 'no features'})`,
     );
@@ -98,7 +102,7 @@ export function decodeImageExample(bytes: Uint8Array): ImageExample {
   const img = features.image;
   const images = img.bytesList?.value ?? [];
   if (!img.bytesList || images.length !== 1) {
-    throw new Error(
+    throw new UserError(
       `feature 'image' must be a bytes_list with one value, got ${featureKinds(img)}` +
         (img.bytesList ? ` with ${images.length} values` : ''),
     );
@@ -106,7 +110,7 @@ export function decodeImageExample(bytes: Uint8Array): ImageExample {
   const lab = features.label;
   const labels = lab.int64List?.value ?? [];
   if (!lab.int64List || labels.length !== 1) {
-    throw new Error(
+    throw new UserError(
       `feature 'label' must be an int64_list with one value, got ${featureKinds(lab)}` +
         (lab.int64List ? ` with ${labels.length} values` : ''),
     );
@@ -163,9 +167,12 @@ class Cursor {
 
   /** Returns the [start, end) of a length-delimited field's payload and moves past it. */
   lengthDelimited(): [number, number] {
+    const at = this.pos;
     const len = this.varint();
     const start = this.pos;
-    if (start + len > this.end) throw new Error('truncated length-delimited field');
+    // a negative length (a ten-byte varint) would walk backwards forever
+    if (len < 0) throw new Error(`negative field length ${len} at byte ${at}`);
+    if (start + len > this.end) throw new Error(`truncated length-delimited field at byte ${at}`);
     this.pos = start + len;
     return [start, start + len];
   }
@@ -265,11 +272,11 @@ export function decodeLabel(bytes: Uint8Array): number {
       }
     }
   } catch (e) {
-    throw new Error(`not a valid tf.train.Example (${(e as Error).message})`);
+    throw new UserError(`not a valid tf.train.Example (${(e as Error).message})`);
   }
-  if (values === null) throw new Error(`tf.train.Example lacks feature 'label'`);
+  if (values === null) throw new UserError(`tf.train.Example lacks feature 'label'`);
   if (kind !== 'int64_list' || values.length !== 1) {
-    throw new Error(
+    throw new UserError(
       `feature 'label' must be an int64_list with one value, got ${kind}` +
         (kind === 'int64_list' ? ` with ${values.length} values` : ''),
     );

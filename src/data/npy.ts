@@ -131,61 +131,148 @@ export function writeNpy(file: string, data: NpyData, shape: number[] = [data.le
   writeFileAtomic(file, Buffer.concat([header, body]));
 }
 
-/** Parses the header dict numpy writes: a Python literal with descr, fortran_order and shape. */
+/**
+ * A header excerpt for a one-line error: a damaged header can be megabytes of anything, so
+ * control and non-ASCII characters show as '?' and the excerpt stops after 80 characters.
+ */
+function printable(text: string, max = 80): string {
+  const t = text.trim().replace(/[^\x20-\x7e]/g, '?');
+  return t.length > max ? `${t.slice(0, max)}…` : t;
+}
+const excerpt = (text: string, max?: number): string => `"${printable(text, max)}"`;
+
+type HeaderValue = string | boolean | number[];
+
+/**
+ * The header dict numpy writes, a Python literal such as
+ * `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`. Parsed strictly: only what
+ * numpy's own reader (ast.literal_eval, then a check of the three keys) would accept, so that
+ * whatever we read, numpy reads the same way.
+ */
 function parseHeaderDict(text: string): { descr: string; fortranOrder: boolean; shape: number[] } {
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(text);
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text);
-  const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(text);
-  if (!text.trim().startsWith('{') || !descr || !fortran || !shape) {
-    throw new Error(`unreadable header ${JSON.stringify(text.trim())}`);
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new UserError(`unreadable header (${what} at character ${i}): ${excerpt(text)}`);
+  };
+  const ws = (): void => {
+    while (i < text.length && ' \t\r\n\f'.includes(text[i])) i++;
+  };
+  const eat = (c: string): boolean => {
+    ws();
+    if (text[i] !== c) return false;
+    i++;
+    return true;
+  };
+  const str = (): string => {
+    ws();
+    const q = text[i];
+    if (q !== "'" && q !== '"') fail('expected a quoted string');
+    const end = text.indexOf(q, i + 1);
+    if (end < 0) fail('unterminated string');
+    const v = text.slice(i + 1, end);
+    // escapes and line breaks would need Python's string rules; numpy never writes them
+    if (/[\\\n\r]/.test(v)) fail('unsupported string');
+    i = end + 1;
+    return v;
+  };
+  const int = (): number => {
+    ws();
+    const m = /^(0|[1-9][0-9]*)L?/.exec(text.slice(i, i + 40));
+    if (!m) fail('expected a non-negative integer');
+    i += m![0].length;
+    const n = Number(m![1]);
+    if (!Number.isSafeInteger(n)) fail(`shape entry ${m![1]} is too large`);
+    return n;
+  };
+  const value = (): HeaderValue => {
+    ws();
+    if (text.startsWith('True', i)) { i += 4; return true; }
+    if (text.startsWith('False', i)) { i += 5; return false; }
+    if (text[i] === "'" || text[i] === '"') return str();
+    if (!eat('(')) fail('expected a string, True, False or a tuple');
+    // Python's tuples: () and (3,) and (3, 4) and (3, 4,); (3) is not a tuple
+    const dims: number[] = [];
+    if (eat(')')) return dims;
+    for (;;) {
+      dims.push(int());
+      const comma = eat(',');
+      if (eat(')')) {
+        if (dims.length === 1 && !comma) fail('(n) is not a tuple');
+        return dims;
+      }
+      if (!comma) fail("expected ',' or ')'");
+    }
+  };
+  if (text[0] !== '{') fail("expected '{'");
+  i = 1;
+  const dict = new Map<string, HeaderValue>();
+  if (!eat('}')) {
+    for (;;) {
+      const key = str();
+      if (!eat(':')) fail("expected ':'");
+      dict.set(key, value());
+      const comma = eat(',');
+      if (eat('}')) break;
+      if (!comma) fail("expected ',' or '}'");
+    }
   }
-  const dims = shape[1]
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map((s) => {
-      const n = Number(s.replace(/L$/, '')); // Python 2 numpy wrote longs as 3L
-      if (!Number.isSafeInteger(n) || n < 0) throw new Error(`bad shape (${shape[1]})`);
-      return n;
-    });
-  return { descr: descr[1], fortranOrder: fortran[1] === 'True', shape: dims };
+  ws();
+  if (i !== text.length) fail('unexpected text after the dict');
+  const keys = Array.from(dict.keys()).sort().join(', ');
+  if (keys !== 'descr, fortran_order, shape') {
+    throw new UserError(`header keys are ${keys ? excerpt(keys, 60) : 'none'}, expected descr, fortran_order, shape`);
+  }
+  const descr = dict.get('descr');
+  const fortranOrder = dict.get('fortran_order');
+  const shape = dict.get('shape');
+  if (typeof descr !== 'string' || typeof fortranOrder !== 'boolean' || !Array.isArray(shape)) {
+    throw new UserError(`header has ill-typed descr, fortran_order or shape: ${excerpt(text)}`);
+  }
+  return { descr, fortranOrder, shape };
 }
 
-/** Throws a plain Error saying what is wrong; readNpy adds the file name. */
+/**
+ * Throws a UserError saying what is wrong (readNpy adds the file name), and nothing else whatever
+ * the bytes: the data size the header claims is checked against the bytes present before anything
+ * is allocated for it.
+ */
 export function decodeNpy(bytes: Uint8Array): NpyArray {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new Error('not a .npy file (no \\x93NUMPY magic)');
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new UserError('not a .npy file (no \\x93NUMPY magic)');
   const major = buf[6];
+  // numpy knows 1.0, 2.0 and 3.0 only; another minor version is not a file it wrote
+  if (buf[7] !== 0) throw new UserError(`unsupported .npy format version ${major}.${buf[7]}`);
   let headerLen: number;
   let headerStart: number;
   if (major === 1) {
     headerLen = buf.readUInt16LE(8);
     headerStart = 10;
   } else if (major === 2 || major === 3) {
-    if (buf.length < 12) throw new Error('truncated .npy header');
+    if (buf.length < 12) throw new UserError('truncated .npy header');
     headerLen = buf.readUInt32LE(8);
     headerStart = 12;
   } else {
-    throw new Error(`unsupported .npy format version ${major}.${buf[7]}`);
+    throw new UserError(`unsupported .npy format version ${major}.${buf[7]}`);
   }
   const dataStart = headerStart + headerLen;
-  if (dataStart > buf.length) throw new Error('truncated .npy header');
+  if (dataStart > buf.length) throw new UserError('truncated .npy header');
   const text = buf.toString(major === 3 ? 'utf8' : 'latin1', headerStart, dataStart);
   const { descr, fortranOrder, shape } = parseHeaderDict(text);
   const dtype = FROM_DESCR.get(descr);
   if (!dtype) {
-    throw new Error(
-      `unsupported dtype '${descr}' (supported: ${Object.values(DESCR).join(', ')}; ` +
+    throw new UserError(
+      `unsupported dtype '${printable(descr, 20)}' (supported: ${Object.values(DESCR).join(', ')}; ` +
         `convert with numpy's astype, little-endian)`,
     );
   }
-  if (fortranOrder) throw new Error('Fortran-order arrays are not supported (save numpy.ascontiguousarray(a) instead)');
-  const count = shape.reduce((a, b) => a * b, 1);
+  if (fortranOrder) throw new UserError('Fortran-order arrays are not supported (save numpy.ascontiguousarray(a) instead)');
+  // an empty axis makes any product empty (Infinity * 0 would say NaN)
+  const count = shape.includes(0) ? 0 : shape.reduce((a, b) => a * b, 1);
   const itemsize = ITEMSIZE[dtype];
   const expected = count * itemsize;
   const have = buf.length - dataStart;
   if (have !== expected) {
-    throw new Error(
+    throw new UserError(
       `${have < expected ? 'truncated' : 'trailing bytes'}: shape (${shape.join(', ')}) of ${descr} needs ` +
         `${expected} data bytes, the file has ${have}`,
     );
@@ -210,7 +297,7 @@ export function readNpy(file: string): NpyArray {
     bytes = fs.readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
+    throw new UserError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code}`);
   }
   try {
     return decodeNpy(bytes);

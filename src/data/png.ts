@@ -1,5 +1,6 @@
 import * as zlib from 'zlib';
 import sharp from 'sharp';
+import { UserError } from '../errors';
 
 /**
  * PNG encoding and PNG/JPEG decoding on interleaved H×W×C uint8 pixels, the layout TensorFlow's
@@ -42,17 +43,50 @@ export async function encodePng(pixels: Uint8Array, height: number, width: numbe
 }
 
 /**
+ * Images larger than this many pixels are refused before any pixel memory is allocated (the
+ * header is read first): a dataset record that claims more is damage, not data. The figure is
+ * sharp's own default, pinned here so that an upgrade cannot change what we accept.
+ */
+export const MAX_IMAGE_PIXELS = 0x3fff * 0x3fff;
+
+/**
+ * sharp settings for untrusted bytes: the pixel limit above, and stop at the first warning, so
+ * that a truncated or damaged stream fails at once instead of decoding to grey filler.
+ */
+const DECODE_OPTIONS = { limitInputPixels: MAX_IMAGE_PIXELS, failOn: 'warning' } as const;
+
+/**
+ * The most decoded bytes one byte of image data can stand for: deflate's ratio (1032:1) times a
+ * 1-bit palette PNG's 32 output bytes per packed byte, rounded up; JPEG and GIF stay well below.
+ * A header that declares more pixels than its data could ever hold is damage, and is refused
+ * before libvips allocates (and touches) a buffer that big.
+ */
+export const MAX_EXPANSION = 1 << 16;
+
+/** Decoded bytes an image of `inputBytes` may declare. */
+export function maxDecodedBytes(inputBytes: number): number {
+  return inputBytes * MAX_EXPANSION + (1 << 20);
+}
+const DECODABLE = new Set(['png', 'jpeg', 'gif']);
+
+/**
  * Decodes PNG or JPEG (what tf.image.decode_image reads in the originals) to uint8, keeping the
  * stored channel count: grayscale stays 1 channel, grayscale+alpha 2, as TensorFlow returns them.
- * 16-bit PNGs are scaled to 8 bits. Throws a plain Error on anything undecodable; callers add which
- * file or record it was.
+ * 16-bit PNGs are scaled to 8 bits. Throws a UserError on anything undecodable, and nothing else
+ * whatever the bytes; callers add which file or record it was.
  */
 export async function decodeImage(bytes: Uint8Array): Promise<DecodedImage> {
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    const meta = await sharp(input).metadata();
+    const meta = await sharp(input, DECODE_OPTIONS).metadata();
+    // what tf.image.decode_image reads (and libvips can); svg, pdf, tiff and the rest stay out
+    if (!DECODABLE.has(String(meta.format))) throw new Error(`${meta.format ?? 'unknown'} data`);
     const stored = meta.channels ?? 3;
-    let img = sharp(input);
+    const declared = (meta.width ?? 0) * (meta.height ?? 0) * Math.max(stored, 1);
+    if (declared > maxDecodedBytes(input.length)) {
+      throw new Error(`the header declares ${meta.width}x${meta.height} pixels, more than ${input.length} bytes of ${meta.format} data can hold (a damaged header)`);
+    }
+    let img = sharp(input, DECODE_OPTIONS);
     // libvips would hand grayscale back as RGB; b-w keeps one band (it drops alpha, handled below)
     if (stored === 1) img = img.toColourspace('b-w');
     const { data, info } = await img.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -69,9 +103,11 @@ export async function decodeImage(bytes: Uint8Array): Promise<DecodedImage> {
       out = ga;
       channels = 2;
     }
+    if (out.length !== info.width * info.height * channels) throw new Error(`decoder returned ${out.length} bytes for ${info.width}x${info.height}x${channels}`);
     return { data: out, height: info.height, width: info.width, channels };
   } catch (e) {
-    throw new Error(`cannot decode image: ${(e as Error).message} (expected PNG or JPEG data)`);
+    const why = String((e as Error)?.message ?? e).split('\n')[0].trim();
+    throw new UserError(`cannot decode image: ${why} (expected PNG or JPEG data)`);
   }
 }
 

@@ -19,6 +19,14 @@ export interface SplitOptions {
   foldIndices?: number[];
   /** RealMix --custom: only the first labelSize records are truly labelled and may be picked. */
   labelSize?: number;
+  /**
+   * Records from this position on come from a separate unlabelled file (create-datasets custom's
+   * `<name>-unlabel.tfrecord`): never labelled, and not counted in the class weights. Their labels
+   * are placeholders: one of the classes joins that class's queue, as the original's placeholder 0
+   * does when the images share the train file; any other value (-1, 255) has no class, so those
+   * records are written after all others and never reach the validation head.
+   */
+  unlabelledFrom?: number;
   /** RealMix --class_balance: strict round-robin over classes instead of the weighted pick. */
   classBalance?: boolean;
 }
@@ -38,16 +46,26 @@ const MAX_SEED = 2 ** 32 - 1;
 export function selectSplit(labels: ArrayLike<number>, opts: SplitOptions): SplitSelection {
   const n = labels.length;
   validateSplitOptions(opts);
-  const eligible = opts.labelSize === undefined ? n : Math.min(opts.labelSize, n);
+  const head = opts.unlabelledFrom === undefined ? n : opts.unlabelledFrom;
+  if (!Number.isInteger(head) || head < 0 || head > n) throw new Error(`unlabelledFrom ${opts.unlabelledFrom} is not a position of the ${n} records`);
+  if (opts.labelSize !== undefined && opts.unlabelledFrom !== undefined && opts.labelSize > head) {
+    throw new UserError(`--label-size ${opts.labelSize} is more than the ${head} records before the unlabelled file; pass at most ${head}`);
+  }
+  const eligible = Math.min(opts.labelSize ?? head, n);
   if (opts.size > eligible) {
-    const where = opts.labelSize === undefined ? `the input has ${n} records` : `only ${eligible} records are eligible (--label-size ${opts.labelSize})`;
+    const where =
+      opts.labelSize !== undefined
+        ? `only ${eligible} records are eligible (--label-size ${opts.labelSize})`
+        : opts.unlabelledFrom !== undefined
+          ? `the labelled input has ${head} records (the unlabelled file's records are never labelled)`
+          : `the input has ${n} records`;
     throw new UserError(`cannot pick ${opts.size} labelled records: ${where}; pass a smaller --size`);
   }
 
   const nclass = countClasses(labels, eligible);
   const classPositions: number[][] = Array.from({ length: nclass }, () => []);
   for (let pos = 0; pos < eligible; pos++) classPositions[labels[pos]].push(pos);
-  for (let pos = eligible; pos < n; pos++) {
+  for (let pos = eligible; pos < head; pos++) {
     const y = labels[pos];
     if (!Number.isInteger(y) || y < 0 || y >= nclass) {
       throw new UserError(
@@ -75,7 +93,7 @@ export function selectSplit(labels: ArrayLike<number>, opts: SplitOptions): Spli
   const labelCounts = new Array<number>(nclass).fill(0);
   for (const pos of label) labelCounts[labels[pos]]++;
 
-  return { label, unlabel: interleaveUnlabelled(labels, isLabel, weights), nclass, labelCounts };
+  return { label, unlabel: interleaveUnlabelled(labels, isLabel, weights, head), nclass, labelCounts };
 }
 
 /** The checks selectSplit makes on its options, for callers that want them before reading any data. */
@@ -174,18 +192,25 @@ function foldLabels(foldIndices: number[], n: number): number[] {
  * Unlabelled write order: each record joins its class queue in file order, and after each arrival
  * the queues are drained while the best-scoring class has a record waiting, so every prefix of the
  * unlabel file (the validation set is its head) follows the class distribution. Leftovers follow,
- * class by class.
+ * class by class, and then the classless placeholders of a separate unlabelled file (positions
+ * from `head` on whose label is not a class).
  */
-function interleaveUnlabelled(labels: ArrayLike<number>, isLabel: Uint8Array, weights: Float64Array): number[] {
+function interleaveUnlabelled(labels: ArrayLike<number>, isLabel: Uint8Array, weights: Float64Array, head: number): number[] {
   const nclass = weights.length;
   const queues: number[][] = Array.from({ length: nclass }, () => []);
   const heads = new Int32Array(nclass);
   const written = new Int32Array(nclass);
+  const classless: number[] = [];
   let maxWritten = 0;
   const out: number[] = [];
   for (let pos = 0; pos < labels.length; pos++) {
     if (isLabel[pos]) continue;
-    queues[labels[pos]].push(pos);
+    const y = labels[pos];
+    if (pos >= head && !(Number.isInteger(y) && y >= 0 && y < nclass)) {
+      classless.push(pos);
+      continue;
+    }
+    queues[y].push(pos);
     for (;;) {
       const c = argmaxScore(weights, written, maxWritten);
       if (heads[c] >= queues[c].length) break;
@@ -197,5 +222,6 @@ function interleaveUnlabelled(labels: ArrayLike<number>, isLabel: Uint8Array, we
   for (let c = 0; c < nclass; c++) {
     for (let i = heads[c]; i < queues[c].length; i++) out.push(queues[c][i]);
   }
+  for (const pos of classless) out.push(pos);
   return out;
 }

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../errors';
-import { tempPathFor } from '../util/atomic-write';
+import { ensureDir, tempPathFor, withWriteErrors, writeAll } from '../util/atomic-write';
 import { maskedCrc32c } from './crc32c';
 
 /**
@@ -23,92 +23,178 @@ export function frameRecord(data: Uint8Array): Buffer {
 }
 
 export interface ReadOptions {
-  /** Go on past records whose CRC or length is bad instead of failing; `onCorrupt` is told of each. */
+  /**
+   * Go on past damaged records instead of failing; `onCorrupt` is told of each. A record whose
+   * data CRC is wrong is skipped; after a damaged length field the reader looks for the next
+   * intact record (both CRCs right) and goes on from there; a truncated end of file ends the read.
+   */
   skipCorrupt?: boolean;
   onCorrupt?: (info: CorruptRecord) => void;
 }
 
 export interface CorruptRecord {
   file: string;
+  /**
+   * Index the damaged record would have had. After a damaged length field the records in the
+   * skipped range cannot be told apart, so the range counts as one record for later indices.
+   */
   index: number;
+  /** Byte offset of the damaged record (or range) in the file. */
   offset: number;
   reason: string;
+  /** Bytes passed over: the damaged record, or the range up to the next intact record or the end. */
+  bytes: number;
+}
+
+/** A record with where it lies in its file. */
+export interface RecordEntry {
+  data: Uint8Array;
+  index: number;
+  offset: number;
 }
 
 /** Largest record we accept; a bigger length field means corruption, not data. */
-const MAX_RECORD_BYTES = 1 << 30;
+export const MAX_RECORD_BYTES = 1 << 30;
 const CHUNK = 1 << 20;
 
+/** The one-line error for a corrupt record; also what --skip-corrupt readers show when they count. */
+export function describeCorrupt(c: CorruptRecord): string {
+  return `${c.file}: record ${c.index} at byte ${c.offset} is corrupt (${c.reason})`;
+}
+
 function corruptError(c: CorruptRecord): UserError {
-  return new UserError(
-    `${c.file}: record ${c.index} at byte ${c.offset} is corrupt (${c.reason}); ` +
-      `recreate the file, or pass --skip-corrupt to read past it`,
-  );
+  return new UserError(`${describeCorrupt(c)}; recreate the file, or pass --skip-corrupt to read past it`);
+}
+
+/** The one-line error for a file that cannot be opened or read. */
+export function readError(file: string, e: unknown): UserError {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const why =
+    code === 'ENOENT' ? 'no such file' :
+    code === 'EISDIR' ? 'it is a directory' :
+    code === 'EACCES' || code === 'EPERM' ? 'permission denied' :
+    code ?? (e as Error).message;
+  return new UserError(`cannot read ${file}: ${why}`);
+}
+
+/** Random access to a file through one forward-moving window of at least CHUNK bytes. */
+class Window {
+  private buf = Buffer.alloc(0);
+  private start = 0; // file offset of buf[0]
+
+  constructor(private readonly fd: number, readonly size: number, private readonly file: string) {}
+
+  /** The buffer and the index in it of file offset `from`, covering [from, to); null past end of file. */
+  cover(from: number, to: number): { buf: Buffer; at: number } | null {
+    if (to > this.size) return null;
+    if (from < this.start || to > this.start + this.buf.length) {
+      const len = Math.min(Math.max(to - from, CHUNK), this.size - from);
+      const fresh = Buffer.allocUnsafe(len);
+      let got = 0;
+      while (got < len) {
+        let n: number;
+        try {
+          n = fs.readSync(this.fd, fresh, got, len - got, from + got);
+        } catch (e) {
+          throw readError(this.file, e);
+        }
+        // the file shrank under us: what is missing is a truncation
+        if (n === 0) return null;
+        got += n;
+      }
+      this.buf = fresh;
+      this.start = from;
+    }
+    return { buf: this.buf, at: from - this.start };
+  }
+}
+
+type Header = { ok: true; len: number } | { ok: false; reason: string };
+
+function readHeader(w: Window, pos: number): Header | null {
+  const h = w.cover(pos, pos + HEADER_BYTES);
+  if (!h) return null;
+  const { buf, at } = h;
+  if (buf.readUInt32LE(at + 8) !== maskedCrc32c(buf, at, at + 8)) return { ok: false, reason: 'length CRC mismatch' };
+  const len = buf.readBigUInt64LE(at);
+  // checked before anything is allocated for the record
+  if (len > BigInt(MAX_RECORD_BYTES)) return { ok: false, reason: `length ${len} exceeds the ${MAX_RECORD_BYTES}-byte record limit` };
+  return { ok: true, len: Number(len) };
+}
+
+/** Whether an intact record (both CRCs right, wholly inside the file) starts at `pos`. */
+function intactAt(w: Window, pos: number): boolean {
+  const h = readHeader(w, pos);
+  if (!h || !h.ok) return false;
+  const d = w.cover(pos + HEADER_BYTES, pos + HEADER_BYTES + h.len + FOOTER_BYTES);
+  return d !== null && d.buf.readUInt32LE(d.at + h.len) === maskedCrc32c(d.buf, d.at, d.at + h.len);
 }
 
 /**
- * Streams the records of a file, holding at most one record plus a chunk in memory.
- * Throws a UserError naming the file, the record index and the byte offset on a bad CRC or a
- * truncated record (unless skipCorrupt; after a bad length field nothing further can be trusted,
- * so reading stops there).
+ * The offset of the next intact record after a damaged header at `pos`, or the file size. Two
+ * CRCs must agree, so a false start inside the damage is a 1-in-2^64 event.
  */
-export function* readRecords(file: string, opts: ReadOptions = {}): Generator<Uint8Array> {
+function resync(w: Window, pos: number): number {
+  for (let p = pos + 1; p + HEADER_BYTES + FOOTER_BYTES <= w.size; p++) {
+    if (intactAt(w, p)) return p;
+  }
+  return w.size;
+}
+
+/**
+ * Streams the records of a file with their index and byte offset, holding at most one record
+ * plus a chunk in memory. A damaged record throws a UserError naming the file, the record index
+ * and the byte offset, unless `skipCorrupt` (see ReadOptions).
+ */
+export function* readRecordEntries(file: string, opts: ReadOptions = {}): Generator<RecordEntry> {
   let fd: number;
+  let size: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : code}`);
+    throw readError(file, e);
   }
-  const size = fs.fstatSync(fd).size;
-  let buf = Buffer.alloc(0);
-  let bufStart = 0; // file offset of buf[0]
-  let pos = 0; // file offset of the next record
-  let index = 0;
-  const ensure = (end: number): boolean => {
-    // make buf cover [pos, end) if the file has those bytes
-    if (end > size) return false;
-    if (pos >= bufStart && end <= bufStart + buf.length) return true;
-    const want = Math.max(end - pos, CHUNK);
-    const len = Math.min(want, size - pos);
-    const fresh = Buffer.allocUnsafe(len);
-    let got = 0;
-    while (got < len) got += fs.readSync(fd, fresh, got, len - got, pos + got);
-    buf = fresh;
-    bufStart = pos;
-    return true;
-  };
-  const bad = (reason: string): CorruptRecord => ({ file, index, offset: pos, reason });
   try {
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
+      size = st.size;
+    } catch (e) {
+      throw readError(file, e);
+    }
+    const w = new Window(fd, size, file);
+    let pos = 0;
+    let index = 0;
+    // A damaged record: an error, or with skipCorrupt a report and the caller moves on.
+    const corrupt = (reason: string, bytes: number): void => {
+      const c: CorruptRecord = { file, index, offset: pos, reason, bytes };
+      if (!opts.skipCorrupt) throw corruptError(c);
+      opts.onCorrupt?.(c);
+    };
     while (pos < size) {
-      if (!ensure(pos + HEADER_BYTES)) {
-        const c = bad('truncated header');
-        if (opts.skipCorrupt) { opts.onCorrupt?.(c); return; }
-        throw corruptError(c);
+      const h = readHeader(w, pos);
+      if (!h) {
+        corrupt(`truncated header: ${size - pos} of ${HEADER_BYTES} bytes`, size - pos);
+        return;
       }
-      const o = pos - bufStart;
-      const lenBig = buf.readBigUInt64LE(o);
-      if (buf.readUInt32LE(o + 8) !== maskedCrc32c(buf, o, o + 8) || lenBig > BigInt(MAX_RECORD_BYTES)) {
-        const c = bad('length CRC mismatch');
-        if (opts.skipCorrupt) { opts.onCorrupt?.(c); return; }
-        throw corruptError(c);
+      if (!h.ok) {
+        const next = resync(w, pos);
+        corrupt(next < size ? `${h.reason}; skipped ${next - pos} bytes to the next intact record at byte ${next}` : `${h.reason}; no intact record follows`, next - pos);
+        pos = next;
+        index++;
+        continue;
       }
-      const len = Number(lenBig);
-      const end = pos + HEADER_BYTES + len + FOOTER_BYTES;
-      if (!ensure(end)) {
-        const c = bad('truncated data');
-        if (opts.skipCorrupt) { opts.onCorrupt?.(c); return; }
-        throw corruptError(c);
+      const end = pos + HEADER_BYTES + h.len + FOOTER_BYTES;
+      const d = w.cover(pos + HEADER_BYTES, end);
+      if (!d) {
+        corrupt(`truncated data: the record needs ${end - pos} bytes, the file has ${size - pos} left`, size - pos);
+        return;
       }
-      const d = pos - bufStart + HEADER_BYTES;
-      const data = buf.subarray(d, d + len);
-      if (buf.readUInt32LE(d + len) !== maskedCrc32c(buf, d, d + len)) {
-        const c = bad('data CRC mismatch');
-        if (!opts.skipCorrupt) throw corruptError(c);
-        opts.onCorrupt?.(c);
+      if (d.buf.readUInt32LE(d.at + h.len) !== maskedCrc32c(d.buf, d.at, d.at + h.len)) {
+        corrupt('data CRC mismatch', end - pos);
       } else {
-        // copy: the chunk buffer is reused, and callers keep records
-        yield Uint8Array.prototype.slice.call(data);
+        // copy: the window's buffer is reused, and callers keep records
+        yield { data: Uint8Array.prototype.slice.call(d.buf, d.at, d.at + h.len), index, offset: pos };
       }
       pos = end;
       index++;
@@ -118,13 +204,20 @@ export function* readRecords(file: string, opts: ReadOptions = {}): Generator<Ui
   }
 }
 
+/** The records of a file, in order; see readRecordEntries. */
+export function* readRecords(file: string, opts: ReadOptions = {}): Generator<Uint8Array> {
+  for (const e of readRecordEntries(file, opts)) yield e.data;
+}
+
 export function readAllRecords(file: string, opts: ReadOptions = {}): Uint8Array[] {
   return Array.from(readRecords(file, opts));
 }
 
 /**
  * Writes records to a temporary file beside the target; `close()` fsyncs and renames it into place,
- * so readers never see a half-written file. `abort()` removes the temporary file.
+ * so readers never see a half-written file. `abort()` removes the temporary file. A full disk or
+ * an unwritable directory ends in a one-line UserError with the temporary file removed and an
+ * existing target untouched.
  */
 export class RecordWriter {
   private fd: number | null;
@@ -134,9 +227,11 @@ export class RecordWriter {
   count = 0;
 
   constructor(readonly target: string) {
-    fs.mkdirSync(path.dirname(target), { recursive: true });
     this.tmp = tempPathFor(target);
-    this.fd = fs.openSync(this.tmp, 'w');
+    this.fd = withWriteErrors(target, () => {
+      ensureDir(path.dirname(target));
+      return fs.openSync(this.tmp, 'wx');
+    });
   }
 
   write(record: Uint8Array): void {
@@ -145,38 +240,56 @@ export class RecordWriter {
     this.pending.push(framed);
     this.pendingBytes += framed.length;
     this.count++;
-    if (this.pendingBytes >= CHUNK) this.flushPending();
+    if (this.pendingBytes >= CHUNK) this.guarded(() => this.flushPending());
+  }
+
+  /** Runs a step of writing; a failure leaves nothing behind and says why in one line. */
+  private guarded(fn: () => void): void {
+    try {
+      withWriteErrors(this.target, fn);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
   }
 
   private flushPending(): void {
     if (this.fd === null || this.pending.length === 0) return;
     const all = Buffer.concat(this.pending, this.pendingBytes);
-    let off = 0;
-    while (off < all.length) off += fs.writeSync(this.fd, all, off, all.length - off);
     this.pending = [];
     this.pendingBytes = 0;
+    writeAll(this.fd, all);
   }
 
   close(): void {
     if (this.fd === null) return;
-    try {
+    const fd = this.fd;
+    this.guarded(() => {
       this.flushPending();
-      fs.fsyncSync(this.fd);
-    } catch (e) {
-      this.abort();
-      throw e;
-    }
-    fs.closeSync(this.fd);
-    this.fd = null;
-    fs.renameSync(this.tmp, this.target);
+      fs.fsyncSync(fd);
+      this.fd = null;
+      fs.closeSync(fd);
+      fs.renameSync(this.tmp, this.target);
+    });
   }
 
   abort(): void {
     if (this.fd !== null) {
-      fs.closeSync(this.fd);
+      const fd = this.fd;
       this.fd = null;
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // removing the file below is what matters
+      }
     }
-    fs.rmSync(this.tmp, { force: true });
+    this.pending = [];
+    this.pendingBytes = 0;
+    try {
+      fs.rmSync(this.tmp, { force: true });
+    } catch {
+      // nothing more can be done; the error being reported says what went wrong
+    }
   }
 }
 

@@ -1,9 +1,12 @@
 import { UserError } from '../errors';
+import { cnn13 } from './cnn13';
+import { convnet } from './convnet';
 import { Model } from './layers';
 import { defaultScales, resnet } from './resnet';
 import { teCnn } from './te-cnn';
 
-export const ARCHS = ['resnet', 'te_cnn'] as const;
+/** --arch values: the originals' resnet (WRN-28-k), cnn13 and convnet, and the small MNIST CNN. */
+export const ARCHS = ['resnet', 'cnn13', 'convnet', 'te_cnn'] as const;
 export type Arch = (typeof ARCHS)[number];
 
 export interface ArchOptions {
@@ -16,9 +19,14 @@ export interface ArchOptions {
 }
 
 export function buildModel(o: ArchOptions): Model {
+  const scales = resolvedScales(o);
   switch (o.arch) {
     case 'resnet':
-      return resnet({ ...o, scales: o.scales > 0 ? o.scales : defaultScales(o.inputShape[1]) });
+      return resnet({ ...o, scales });
+    case 'cnn13':
+      return cnn13({ nclass: o.nclass, inputShape: o.inputShape, filters: o.filters, scales });
+    case 'convnet':
+      return convnet({ nclass: o.nclass, inputShape: o.inputShape, filters: o.filters, scales });
     case 'te_cnn':
       return teCnn({ nclass: o.nclass, inputShape: o.inputShape });
     default:
@@ -26,7 +34,7 @@ export function buildModel(o: ArchOptions): Model {
   }
 }
 
-/** The scales a resnet will use (0 resolves to the input-size default), for run names. */
+/** The scales a model will use (0 resolves to the input-size default, as the originals), for run names. */
 export function resolvedScales(o: Pick<ArchOptions, 'scales' | 'inputShape'>): number {
   return o.scales > 0 ? o.scales : defaultScales(o.inputShape[1]);
 }

@@ -51,18 +51,27 @@ export interface Model {
   forward(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D;
 }
 
+/**
+ * TensorFlow's default kernel initialiser (glorot_uniform: limit sqrt(6 / (fan_in + fan_out)),
+ * fans counting the k*k window), which the originals' ConvNet and CNN13 keep. Drawn as a normal of
+ * the same variance, 2 / (fan_in + fan_out), because the weight store has no uniform initialiser.
+ */
+export function glorotVariance(k: number, cin: number, cout: number): Init {
+  return { kind: 'normal', std: Math.sqrt(2 / (k * k * (cin + cout))) };
+}
+
 /** Collects parameter and state declarations while a model is being described. */
 export class SpecBuilder {
   params: ParamSpec[] = [];
   state: StateSpec[] = [];
 
-  conv(name: string, k: number, cin: number, cout: number, bias = true): void {
-    this.params.push({ name: `${name}/kernel`, shape: [k, k, cin, cout], init: { kind: 'he_fanout' }, decay: true });
+  conv(name: string, k: number, cin: number, cout: number, bias = true, init: Init = { kind: 'he_fanout' }): void {
+    this.params.push({ name: `${name}/kernel`, shape: [k, k, cin, cout], init, decay: true });
     if (bias) this.params.push({ name: `${name}/bias`, shape: [cout], init: { kind: 'zeros' }, decay: false });
   }
 
-  dense(name: string, fin: number, fout: number): void {
-    this.params.push({ name: `${name}/kernel`, shape: [fin, fout], init: { kind: 'glorot_normal' }, decay: true });
+  dense(name: string, fin: number, fout: number, init: Init = { kind: 'glorot_normal' }): void {
+    this.params.push({ name: `${name}/kernel`, shape: [fin, fout], init, decay: true });
     this.params.push({ name: `${name}/bias`, shape: [fout], init: { kind: 'zeros' }, decay: false });
   }
 
@@ -128,4 +137,16 @@ export function weightNormKernel(ctx: ForwardContext, name: string): tf.Tensor {
   const axes = v.shape.slice(0, -1).map((_, i) => i);
   const norm = tf.sqrt(tf.add(tf.sum(tf.square(v), axes), 1e-12));
   return tf.mul(v, tf.div(g, norm));
+}
+
+/**
+ * The identity with no gradient (TensorFlow's stop_gradient), for targets that must be computed
+ * inside the gradient tape from the same forward pass as the loss (pseudo-labels, VAT's teacher).
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const f = tf.customGrad((...inputs: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: tf.clone(inputs[0] as tf.Tensor),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  }));
+  return f(x) as T;
 }

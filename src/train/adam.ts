@@ -1,11 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
+import type { Optimizer } from './optimizer';
 
 /**
- * Adam with TensorFlow's defaults (beta1 0.9, beta2 0.999, epsilon 1e-8) and a constant learning
- * rate, as the originals use. Written out rather than tf.train.adam so its whole state (moments and
- * step count) lives in named variables that a checkpoint can save and restore exactly.
+ * Adam with TensorFlow's defaults (beta1 0.9, beta2 0.999, epsilon 1e-8), as the originals use
+ * with a constant learning rate (a decayed one can be passed per step). Written out rather than
+ * tf.train.adam so its whole state (moments and step count) lives in named variables that a
+ * checkpoint can save and restore exactly.
  */
-export class Adam {
+export class Adam implements Optimizer {
+  readonly kind = 'adam' as const;
   readonly m = new Map<string, tf.Variable>();
   readonly v = new Map<string, tf.Variable>();
   t = 0;
@@ -23,10 +26,10 @@ export class Adam {
     }
   }
 
-  apply(params: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>): void {
+  apply(params: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr = this.lr): void {
     this.t++;
     // TF folds the bias corrections into the step size
-    const alpha = (this.lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
+    const alpha = (lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
     tf.tidy(() => {
       for (const [name, p] of params) {
         const g = grads[p.name];
@@ -40,6 +43,10 @@ export class Adam {
         p.assign(tf.sub(p, tf.div(tf.mul(m1, alpha), tf.add(tf.sqrt(v1), this.epsilon))));
       }
     });
+  }
+
+  slots(): Record<string, Map<string, tf.Variable>> {
+    return { adam_m: this.m, adam_v: this.v };
   }
 
   dispose(): void {

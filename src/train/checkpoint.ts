@@ -49,10 +49,16 @@ export function listCheckpoints(dir: string): Array<{ path: string; imagesSeen: 
     .sort((a, b) => a.imagesSeen - b.imagesSeen);
 }
 
+/** Values kept in JS rather than in a tensor (per-sample state), saved the same way. */
+export interface HostTensor {
+  shape: number[];
+  values: Float32Array;
+}
+
 export async function saveCheckpoint(
   file: string,
   imagesSeen: number,
-  groups: Record<string, Map<string, tf.Tensor>>,
+  groups: Record<string, Map<string, tf.Tensor | HostTensor>>,
   meta: Record<string, unknown>,
 ): Promise<void> {
   const entries: TensorEntry[] = [];
@@ -60,10 +66,10 @@ export async function saveCheckpoint(
   let offset = 0;
   for (const [group, m] of Object.entries(groups)) {
     for (const [name, t] of m) {
-      const values = (await t.data()) as Float32Array;
+      const values = 'dataId' in t ? ((await t.data()) as Float32Array) : t.values;
       entries.push({ name: `${group}/${name}`, shape: t.shape.slice(), offset });
       chunks.push(values instanceof Float32Array ? values : Float32Array.from(values));
-      offset += t.size;
+      offset += values.length;
     }
   }
   const header: CheckpointHeader = { format: 1, imagesSeen, meta, tensors: entries };
@@ -122,6 +128,14 @@ export function restoreGroup(ck: Checkpoint, group: string, vars: Map<string, tf
     }
     tf.tidy(() => v.assign(tf.tensor(t.values, t.shape, 'float32')));
   }
+}
+
+/** Copies a saved host array back, checking that it exists and has the expected size. */
+export function restoreHost(ck: Checkpoint, name: string, into: Float32Array, file: string): void {
+  const t = ck.tensors.get(name);
+  if (!t) throw new UserError(`checkpoint ${file} has no ${name}: it was written by a different algorithm or dataset; use another --train-dir`);
+  if (t.values.length !== into.length) throw new UserError(`checkpoint ${file}: ${name} holds ${t.values.length} values, this run needs ${into.length}; the dataset changed since it was written`);
+  into.set(t.values);
 }
 
 /** Keeps only the newest `keep` checkpoints. */

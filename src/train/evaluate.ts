@@ -30,12 +30,3 @@ export function argmax(p: ArrayLike<number>): number {
   for (let i = 1; i < p.length; i++) if (p[i] > p[best]) best = i;
   return best;
 }
-
-/** Percentage of argmax == label, as the originals report it. */
-export async function accuracy(set: ImageSet, forward: (x: tf.Tensor4D) => tf.Tensor2D, batch: number): Promise<number> {
-  if (set.count === 0) return NaN;
-  const probs = await predictProbabilities(set, forward, batch);
-  let correct = 0;
-  for (let i = 0; i < probs.length; i++) if (argmax(probs[i]) === set.labels[i]) correct++;
-  return (100 * correct) / set.count;
-}

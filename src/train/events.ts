@@ -3,7 +3,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as protobuf from 'protobufjs';
 import { UserError } from '../errors';
-import { frameRecord, readRecords } from '../data/tfrecord';
+import { frameRecord, readRecordEntries } from '../data/tfrecord';
+import { ensureDir, toWriteError, withWriteErrors } from '../util/atomic-write';
 
 /**
  * TensorBoard event files: a TFRecord stream of tensorflow.Event protos, written the TF1 way (one
@@ -82,16 +83,20 @@ const WRITE_THROUGH_BYTES = 1 << 20;
 /**
  * Appends events to `<dir>/events.out.tfevents.<unix seconds>.<hostname>`. Records are buffered
  * until flush(), which writes them and fsyncs; an event file is a stream, so a crash can at most
- * leave a truncated last record, which readEventFile (and TensorBoard) skip.
+ * leave a truncated last record, which readEventFile (and TensorBoard) skip. A write that fails
+ * (a full disk) is cut back off the file, so the file keeps only whole records and later writes
+ * append cleanly once there is room; the failure is a one-line UserError.
  */
 export class EventWriter {
   readonly path: string;
   private fd: number | null;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Bytes of whole records in the file. */
+  private written = 0;
 
   constructor(dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
+    withWriteErrors(dir, () => ensureDir(dir));
     const now = Date.now() / 1000;
     const base = `events.out.tfevents.${String(Math.floor(now)).padStart(10, '0')}.${os.hostname()}`;
     // Two writers started in the same second (a quick resume) must not clobber each other: 'wx'
@@ -103,13 +108,25 @@ export class EventWriter {
       try {
         fd = fs.openSync(p, 'wx');
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw toWriteError(e, p);
       }
     }
     this.fd = fd;
     this.path = p;
-    this.append({ wallTime: now, step: 0, fileVersion: FILE_VERSION });
-    this.flush();
+    try {
+      this.append({ wallTime: now, step: 0, fileVersion: FILE_VERSION });
+      this.flush();
+    } catch (e) {
+      // no room even for the header: leave no empty event file behind
+      this.fd = null;
+      try {
+        fs.closeSync(fd);
+        fs.rmSync(p, { force: true });
+      } catch {
+        // the write error is the one to report
+      }
+      throw e;
+    }
   }
 
   scalar(tag: string, value: number, step: number): void {
@@ -133,17 +150,32 @@ export class EventWriter {
 
   private writePending(): void {
     if (this.fd === null || this.pending.length === 0) return;
+    const fd = this.fd;
     const all = Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    let off = 0;
-    while (off < all.length) off += fs.writeSync(this.fd, all, off, all.length - off);
+    withWriteErrors(this.path, () => {
+      try {
+        let off = 0;
+        while (off < all.length) off += fs.writeSync(fd, all, off, all.length - off, this.written + off);
+      } catch (e) {
+        // a record cut short here would read as damage once more records follow it
+        try {
+          fs.ftruncateSync(fd, this.written);
+        } catch {
+          // the write error below is the one to report
+        }
+        throw e;
+      }
+    });
+    this.written += all.length;
   }
 
   flush(): void {
     if (this.fd === null) return;
     this.writePending();
-    fs.fsyncSync(this.fd);
+    const fd = this.fd;
+    withWriteErrors(this.path, () => fs.fsyncSync(fd));
   }
 
   close(): void {
@@ -183,22 +215,21 @@ function tensorScalar(t: TensorMsg): number | undefined {
  */
 export function readEventFile(file: string): ScalarEvent[] {
   const out: ScalarEvent[] = [];
-  let index = 0;
-  const records = readRecords(file, {
+  const records = readRecordEntries(file, {
     skipCorrupt: true,
     onCorrupt: (c) => {
-      // readRecords reports hitting end of file as 'truncated …'; anything else is damage
+      // readRecordEntries reports hitting end of file as 'truncated …'; anything else is damage
       if (!c.reason.startsWith('truncated')) {
         throw new UserError(`${file}: event record ${c.index} at byte ${c.offset} is corrupt (${c.reason}); the event file is damaged`);
       }
     },
   });
-  for (const rec of records) {
+  for (const { data, index, offset } of records) {
     let ev: EventMsg;
     try {
-      ev = EventType.decode(rec) as unknown as EventMsg;
+      ev = EventType.decode(data) as unknown as EventMsg;
     } catch (e) {
-      throw new UserError(`${file}: event record ${index} is not a tensorflow.Event (${(e as Error).message})`);
+      throw new UserError(`${file}: event record ${index} at byte ${offset} is not a tensorflow.Event (${(e as Error)?.message ?? String(e)})`);
     }
     const values: ScalarEvent['values'] = [];
     for (const v of ev.summary?.value ?? []) {
@@ -209,7 +240,6 @@ export function readEventFile(file: string): ScalarEvent[] {
       if (value !== undefined) values.push({ tag: v.tag ?? '', value });
     }
     out.push({ wallTime: ev.wallTime ?? 0, step: int64ToNumber(ev.step), values });
-    index++;
   }
   return out;
 }

@@ -16,7 +16,7 @@ export interface InferOptions {
   out?: string; // predictions .npy path
   probs?: boolean; // also write probabilities
   batch?: number;
-  /** Class names in label order, when the dataset has a mapping (custom datasets). */
+  /** Class names in label order, when the dataset has a mapping (custom datasets); default: the run's own, if it was trained with one. */
   classNames?: string[];
 }
 
@@ -32,6 +32,8 @@ export interface InferResult {
 
 interface RunArgs {
   dataset: string;
+  /** Written when the run was trained with --class-mapping. */
+  class_names?: string[];
   arch: { arch: string; filters: number; scales: number; repeat: number; nclass: number; image_shape: [number, number, number] };
 }
 
@@ -90,7 +92,7 @@ export async function inferFolder(o: InferOptions): Promise<InferResult> {
     let correct = 0;
     let labelled = 0;
     images.forEach((im, i) => {
-      const l = labelOf(im.className, o.classNames);
+      const l = labelOf(im.className, o.classNames ?? args.class_names);
       if (l === null) return;
       labelled++;
       if (l === predictions[i]) correct++;

@@ -71,6 +71,12 @@ export class WeightStore {
     });
   }
 
+  /** sum(w^2)/2 over the kernels (TF's l2_loss), the L2 term FixMatch adds to its loss; biases and BN parameters are left out. */
+  kernelL2(): tf.Scalar {
+    if (this.decayed.length === 0) return tf.scalar(0);
+    return tf.mul(tf.addN(this.decayed.map((n) => tf.sum(tf.square(this.params.get(n)!)))), 0.5) as tf.Scalar;
+  }
+
   dispose(): void {
     for (const m of [this.params, this.ema, this.state]) for (const v of m.values()) v.dispose();
   }
