@@ -38,15 +38,15 @@ describe('the ssl CLI end to end', () => {
   test('--help lists the subcommands, one line each', () => {
     const r = ssl(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['env', 'create-datasets', 'create-split', 'train', 'infer', 'extract-accuracy', 'demo']) {
-      expect(r.out).toMatch(new RegExp(`^  ${c} .*\\S`, 'm'));
+    for (const c of ['env', 'create-datasets', 'create-split', 'aug-copy', 'filter', 'inspect', 'check-split', 'rename-files', 'train', 'infer', 'extract-accuracy', 'sweep', 'report', 'demo']) {
+      expect(r.out).toMatch(new RegExp(`^  ${c}(\\|\\S+)? .*\\S`, 'm'));
     }
   });
 
   test('env names the backend and why others were skipped', () => {
     const r = ssl(['env']);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^Backend: (tensorflow|wasm|cpu) /m);
+    expect(r.out).toMatch(/^Backend: (tensorflow|webgpu|wasm|cpu) /m);
   });
 
   test('create-datasets, create-split, train, infer and extract-accuracy', () => {
@@ -99,6 +99,36 @@ describe('the ssl CLI end to end', () => {
     expect(pred.shape).toEqual([30]);
     const probs = readNpy(path.join(root, 'pred_probs.npy'));
     expect(probs.shape).toEqual([30, 10]);
+  });
+
+  test('inspect, check-split, filter, aug-copy and rename-files on the split above', () => {
+    let r = ssl(['inspect', 'mnist.1@100-1000', '--json'], env);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/"count"|"records"/);
+
+    r = ssl(['check-split', 'mnist.1@100', '--hash', 'png'], env);
+    expect(r.code).toBe(0);
+
+    r = ssl(['filter', '--input', 'mnist.1@100', '--classes', '0,1,2', '--remap', '--output', 'mnist3'], env);
+    expect(r.code).toBe(0);
+    for (const rec of readRecords(path.join(root, 'data', 'SSL', 'mnist3.1@100-label.tfrecord'))) expect([0, 1, 2]).toContain(decodeImageExample(rec).label);
+
+    r = ssl(['aug-copy', '--dataset', 'mnist.1@100', '--copies', '2', '--augment', 'mnist'], env);
+    expect(r.code).toBe(0);
+    const copies = Array.from(readRecords(path.join(root, 'data', 'SSL', 'mnist_aug2.1@100-unlabel.tfrecord'))).length;
+    expect(copies).toBe(2 * Array.from(readRecords(path.join(root, 'data', 'SSL', 'mnist.1@100-unlabel.tfrecord'))).length);
+    r = ssl(['aug-copy', '--dataset', 'mnist.1@100', '--copies', '0'], env);
+    expect(r.code).not.toBe(0);
+    expect(oneErrorLine(r.err)).toMatch(/copies/);
+
+    const dir = path.join(root, 'rename', 'cat');
+    fs.mkdirSync(dir, { recursive: true });
+    const firstClass = fs.readdirSync(path.join(root, 'images'))[0];
+    const firstImage = fs.readdirSync(path.join(root, 'images', firstClass))[0];
+    fs.copyFileSync(path.join(root, 'images', firstClass, firstImage), path.join(dir, 'a.png'));
+    r = ssl(['rename-files', '-t', path.join(root, 'rename'), '--dry-run'], env);
+    expect(r.code).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'a.png'))).toBe(true);
   });
 
   test('create-split for several seeds at once (a shell loop with & and wait) writes what a serial loop writes', async () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors';
+import { installNativeKernels, replacedNativeKernels } from './native-kernels';
 import { loadNativeBackend, readBuildInfo, readInstallResult } from './native';
 import { installWasmTrainingKernels } from './wasm-training';
 import { WEBGPU, cpuAdapterReason, describeAdapter, loadWebGpuBackend, probeWebGpu, type WebGpuAdapter } from './webgpu';
@@ -61,9 +62,11 @@ async function tryTensorflow(): Promise<Attempt> {
     return { ok: false, skipped: [...passedOver, { name: `tensorflow (${native.source})`, reason: `loaded, but ${firstLine(e)}` }] };
   }
   const gpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+  // single TensorFlow ops where tfjs composes many (CPU only; see ./native-kernels)
+  installNativeKernels();
   return {
     ok: true,
-    report: { name: 'tensorflow', version: native.tfVersion, source: `${native.detail}, ${gpu ? 'on the GPU' : 'on the CPU'}`, polyfills: [] },
+    report: { name: 'tensorflow', version: native.tfVersion, source: `${native.detail}, ${gpu ? 'on the GPU' : 'on the CPU'}`, polyfills: gpu ? [] : replacedNativeKernels() },
     passedOver,
     gpu,
   };

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command } from 'commander';
+import { BACKEND_HELP } from '../backend/select';
 import { buildMnist } from '../data/mnist';
 import { createSplit } from '../data/create-split';
 import { dataRoot, splitPrefix } from '../data/paths';
@@ -79,7 +80,7 @@ export function register(program: Command): void {
     .option('--data-dir <dir>', 'data root (default: $ML_DATA, else ./data)')
     .option('--train-dir <dir>', 'where run directories go', './experiments')
     .option('--train-kimg <n>', 'training length of each run in kimg', intArg(1), DEMO_DEFAULTS.trainKimg)
-    .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_HELP)
     .action(async (o: DemoOptions) => {
       await runDemo(o);
     });

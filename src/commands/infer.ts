@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { selectBackend } from '../backend/select';
+import { BACKEND_HELP, selectBackend } from '../backend/select';
 import { readClassMapping } from '../train/dataset';
 import { inferFolder } from '../train/infer';
 import { intArg } from './parse';
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .option('--probs', 'also write the class probabilities as <name>_probs.npy (float32, N x classes)', false)
     .option('--class-mapping <json>', 'class names ({"0": "cat", ...}) for reading classes from file names (default: the mapping the run was trained with, if any)')
     .option('--batch <n>', 'images per forward pass', intArg(1), 256)
-    .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_HELP)
     .action(async (o: { ckpt: string; dir: string; out?: string; probs: boolean; batch: number; backend?: string; classMapping?: string }) => {
       const classNames = o.classMapping ? readClassMapping(o.classMapping) : undefined;
       await selectBackend(o.backend ?? process.env.SSL_BACKEND);

@@ -4,7 +4,7 @@ import { ALGORITHMS, getAlgorithm } from '../algorithms/registry';
 import type { Algorithm, HParamSpec, HParamValue } from '../algorithms/types';
 import { augmentationNames, getAugmentation } from '../data/augment';
 import { dataRoot } from '../data/paths';
-import { selectBackend, describeBackend } from '../backend/select';
+import { BACKEND_HELP, selectBackend, describeBackend } from '../backend/select';
 import { SHARED, Settings, readConfigFile, resolveSettings, sharedDefault, toTrainConfig } from '../train/config';
 import { describeCorrupt, type CorruptRecord } from '../data/tfrecord';
 import { isFullySupervisedName, loadTrainingData, readClassMapping } from '../train/dataset';
@@ -88,7 +88,7 @@ export function register(program: Command): void {
     .option('--augment <name>', `training augmentation: ${augmentationNames().join(', ')}, or a chain such as cifar10+cutout (default: the dataset family's)`)
     .option('--class-mapping <json>', 'class names ({"0": "cat", ...}, as RealMix writes them): logs test accuracy per class as accuracy_test/<name>')
     .option('--seed <n>', 'seed of the run\'s generator (initialisation, batches, augmentation, MixUp) (default: the split seed)', intArg(0))
-    .option('--backend <name>', 'tensorflow, wasm, cpu or auto (default: $SSL_BACKEND, else auto)')
+    .option('--backend <name>', BACKEND_HELP)
     .option('--skip-corrupt', 'skip corrupt records instead of stopping', false);
   for (const s of SHARED) cmd.option(flagSyntax(s), sharedFlagHelp(s), parserFor(s));
   const algoFlags = algorithmFlags();
