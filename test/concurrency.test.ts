@@ -1,4 +1,4 @@
-import { spawn } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -67,6 +67,28 @@ test(`create-split for ${SEEDS.length} seeds at once writes what a serial loop w
   expect(r.halfWritten).toEqual([]);
   // the reader really was looking while the writers ran
   expect(r.looks).toBeGreaterThan(r.files.length);
+});
+
+const augCopy: ParallelCase = {
+  prepare: (root) => {
+    writeToyDataset(root, 600);
+    for (const seed of SEEDS) {
+      const r = spawnSync(process.execPath, [CLI, 'create-split', '--seed', seed, '--size', '50', '--dataset', 'toy', '--data-dir', root], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(r.stderr);
+    }
+  },
+  // every job also writes the shared toy_aug2-test.tfrecord: the same bytes, each by its own rename
+  jobs: (root) => SEEDS.map((seed) => ['aug-copy', '--dataset', `toy.${seed}@50`, '--copies', '2', '--augment', 'mnist', '--data-dir', root]),
+  outputs: ['SSL'],
+  validate: readsWhole,
+};
+
+test(`aug-copy for ${SEEDS.length} seeds at once writes what a serial loop writes, and no reader sees a half-written file`, async () => {
+  const r = await runParallelCase(CLI, path.join(work, 'aug-copy'), augCopy);
+  for (const run of [...r.together, ...r.oneByOne]) expect([run.args.join(' '), run.code, /^ssl:/m.test(run.stderr)]).toEqual([run.args.join(' '), 0, false]);
+  expect(r.files.filter((f) => f.includes('_aug2.'))).toHaveLength(SEEDS.length * 3);
+  expect(r.differences).toEqual([]);
+  expect(r.halfWritten).toEqual([]);
 });
 
 test('the same reader catches a file written in place (so the check above can fail)', async () => {

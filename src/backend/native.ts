@@ -120,7 +120,7 @@ interface StdioGuard {
 }
 
 /** The optional fd-2 redirector that scripts/install-native.js builds next to the binding. */
-function stdioGuard(): StdioGuard | undefined {
+export function stdioGuard(): StdioGuard | undefined {
   const file = path.join(nativeDir(), 'tfjs-node', 'ssl-stdio-guard', 'stdio_guard.node');
   if (!fs.existsSync(file)) return undefined;
   try {

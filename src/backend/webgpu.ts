@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors';
-import { nativeDir, repoRoot } from './native';
+import { repoRoot, stdioGuard } from './native';
 
 /**
  * The WebGPU backend: @tensorflow/tfjs-backend-webgpu on Dawn, which the npm package `webgpu`
@@ -331,21 +331,6 @@ function installGlobals(dawn: DawnModule, gpu: GpuLike): void {
   if (g.navigator !== nav) Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });
 }
 
-interface StdioGuard {
-  redirectStderr(file: string): number;
-  restoreStderr(fd: number): void;
-}
-
-/** The fd-2 redirector that scripts/install-native.js builds with the native backend, when there is one. */
-function stdioGuard(): StdioGuard | undefined {
-  const file = path.join(nativeDir(), 'tfjs-node', 'ssl-stdio-guard', 'stdio_guard.node');
-  if (!fs.existsSync(file)) return undefined;
-  try {
-    return require(file) as StdioGuard;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Runs `fn` with fd 2 captured where that is possible, then passes on what was written except
