@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BATCH_NORM_TRAINING, batchNormTraining, installWasmTrainingKernels, wasmConvTuning } from '../src/backend/wasm-training';
 import { outputsOn } from './helpers/backends';
+import { expectSameAsCpu, maxDiff, values, type Shape } from './helpers/kernel-parity';
 
 /**
  * Gradients on the wasm backend (with the training kernels installed) against the plain CPU
@@ -9,51 +10,9 @@ import { outputsOn } from './helpers/backends';
  * switch, and only plain arrays cross between them.
  */
 
-type Shape = number[];
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-function values(shape: Shape, seed: number, shift = 0): Float32Array {
-  const next = lcg(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = next() + shift;
-  return out;
-}
-
-
-/** Largest |a - b| / max(1, |b|): absolute for small values, relative for large ones. */
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
-    if (Number.isNaN(d)) return Number.POSITIVE_INFINITY;
-    if (d > m) m = d;
-  }
-  return m;
-}
-
 const TOL = 1e-4;
 const worst = new Map<string, number>();
-
-async function expectSameOnWasmAndCpu(name: string, fn: () => tf.Tensor[]): Promise<void> {
-  const cpu = await outputsOn('cpu', fn);
-  const wasm = await outputsOn('wasm', fn);
-  expect(wasm.length).toBe(cpu.length);
-  let m = 0;
-  cpu.forEach((c, i) => {
-    m = Math.max(m, maxDiff(wasm[i], c));
-  });
-  worst.set(name, m);
-  if (!(m <= TOL)) throw new Error(`${name}: wasm and cpu gradients differ by ${m}`);
-}
+const expectSameOnWasmAndCpu = (name: string, fn: () => tf.Tensor[]): Promise<void> => expectSameAsCpu('wasm', name, fn, TOL, worst);
 
 /** Gradients of sum(f(inputs) * w) for a fixed random w, i.e. a generic upstream gradient. */
 function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { shape: Shape; shift?: number }[], seed: number): () => tf.Tensor[] {

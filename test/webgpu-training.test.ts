@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from '../src/backend/wasm-training';
 import { webgpuConvTuning } from '../src/backend/webgpu-training';
 import { outputsOn, webGpuExpected } from './helpers/backends';
+import { expectSameAsCpu, values, type Shape } from './helpers/kernel-parity';
 
 /**
  * The ops ssl's models train with, on webgpu (with ssl's training kernels) against the plain CPU
@@ -10,50 +11,9 @@ import { outputsOn, webGpuExpected } from './helpers/backends';
  * file checks that selecting webgpu fails with its one line instead.
  */
 
-type Shape = number[];
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-function values(shape: Shape, seed: number, shift = 0): Float32Array {
-  const next = lcg(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = next() + shift;
-  return out;
-}
-
-/** Largest |a - b| / max(1, |b|): absolute for small values, relative for large ones. */
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
-    if (Number.isNaN(d)) return Number.POSITIVE_INFINITY;
-    if (d > m) m = d;
-  }
-  return m;
-}
-
 const TOL = 1e-4;
 const worst = new Map<string, number>();
-
-async function expectSameOnWebGpuAndCpu(name: string, fn: () => tf.Tensor[]): Promise<void> {
-  const cpu = await outputsOn('cpu', fn);
-  const gpu = await outputsOn('webgpu', fn);
-  expect(gpu.length).toBe(cpu.length);
-  let m = 0;
-  cpu.forEach((c, i) => {
-    m = Math.max(m, maxDiff(gpu[i], c));
-  });
-  worst.set(name, m);
-  if (!(m <= TOL)) throw new Error(`${name}: webgpu and cpu differ by ${m}`);
-}
+const expectSameOnWebGpuAndCpu = (name: string, fn: () => tf.Tensor[]): Promise<void> => expectSameAsCpu('webgpu', name, fn, TOL, worst);
 
 /** Gradients of sum(f(inputs) * w) for a fixed random w, i.e. a generic upstream gradient. */
 function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { shape: Shape; shift?: number; values?: Float32Array }[], seed: number): () => tf.Tensor[] {
