@@ -169,5 +169,8 @@ describe('the ssl CLI end to end', () => {
       expect([args.join(' '), r.code]).not.toEqual([args.join(' '), 0]);
       expect([args.join(' '), oneErrorLine(r.err)]).toEqual([args.join(' '), expect.stringMatching(/^(ssl|error): /)]);
     }
+    // a fully supervised name whose base dataset is missing says how to make it, built-in or custom
+    const r = ssl(['train', '--dataset', 'pets-10', '--algo', 'supervised'], env);
+    expect(oneErrorLine(r.err)).toMatch(/missing dataset file .*pets-train\.tfrecord; create it with: ssl create-datasets pets \(or, for your own images, ssl create-datasets custom --name pets /);
   });
 });

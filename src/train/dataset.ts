@@ -91,6 +91,11 @@ export async function loadImageSet(file: string, opts: LoadImageOptions = {}): P
   return { images, labels, count: kept.length, shape: shape ?? { height: 0, width: 0, channels: 0 } };
 }
 
+/** How a base dataset is made: a built-in one by name, your own images with `custom`. */
+function createDatasetsHint(base: string): string {
+  return `ssl create-datasets ${base} (or, for your own images, ssl create-datasets custom --name ${base} --train-dir DIR --test-dir DIR)`;
+}
+
 function requireFile(file: string, howToMake: string): void {
   if (!fs.existsSync(file)) throw new UserError(`missing dataset file ${file}; create it with: ${howToMake}`);
 }
@@ -139,7 +144,7 @@ export async function loadTrainingData(root: string, dataset: string, opts: Load
     base = name;
     testName = name;
     const train = path.join(root, `${name}-train.tfrecord`);
-    requireFile(train, `ssl create-datasets ${name}`);
+    requireFile(train, createDatasetsHint(name));
     valid = await loadImageSet(train, { limit: v, skipCorrupt: opts.skipCorrupt, onCorrupt });
     labeled = await loadImageSet(train, { skip: v, skipCorrupt: opts.skipCorrupt, onCorrupt });
   } else {
@@ -162,7 +167,7 @@ export async function loadTrainingData(root: string, dataset: string, opts: Load
     if (p.augCopies && !fs.existsSync(path.join(root, `${testName}-test.tfrecord`))) testName = p.base;
   }
   const testFile = path.join(root, `${testName}-test.tfrecord`);
-  requireFile(testFile, `ssl create-datasets ${base}`);
+  requireFile(testFile, createDatasetsHint(base));
   const test = await loadImageSet(testFile, { skipCorrupt: opts.skipCorrupt, onCorrupt });
   if (labeled.count === 0) throw new UserError(`dataset ${dataset} has no labelled images`);
   if (opts.unlabeled && unlabeled && unlabeled.count === 0) {
