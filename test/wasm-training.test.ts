@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BATCH_NORM_TRAINING, batchNormTraining, installWasmTrainingKernels, wasmConvTuning } from '../src/backend/wasm-training';
 import { outputsOn } from './helpers/backends';
-import { expectSameAsCpu, maxDiff, values, type Shape } from './helpers/kernel-parity';
+import { expectSameAsCpu, gradsOf, maxDiff, values, type Shape } from './helpers/kernel-parity';
 
 /**
  * Gradients on the wasm backend (with the training kernels installed) against the plain CPU
@@ -13,17 +13,6 @@ import { expectSameAsCpu, maxDiff, values, type Shape } from './helpers/kernel-p
 const TOL = 1e-4;
 const worst = new Map<string, number>();
 const expectSameOnWasmAndCpu = (name: string, fn: () => tf.Tensor[]): Promise<void> => expectSameAsCpu('wasm', name, fn, TOL, worst);
-
-/** Gradients of sum(f(inputs) * w) for a fixed random w, i.e. a generic upstream gradient. */
-function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { shape: Shape; shift?: number }[], seed: number): () => tf.Tensor[] {
-  return () => {
-    const xs = inputs.map((s, i) => tf.tensor(values(s.shape, seed + i, s.shift ?? 0), s.shape));
-    const y = f(...xs);
-    const w = tf.tensor(values(y.shape, seed + 100), y.shape);
-    const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), w)))(xs);
-    return [y, ...g];
-  };
-}
 
 beforeAll(async () => {
   installWasmTrainingKernels();

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batchNormTraining } from '../src/backend/wasm-training';
 import { webgpuConvTuning } from '../src/backend/webgpu-training';
 import { outputsOn, webGpuExpected } from './helpers/backends';
-import { expectSameAsCpu, values, type Shape } from './helpers/kernel-parity';
+import { expectSameAsCpu, gradsOf, values, type Shape } from './helpers/kernel-parity';
 
 /**
  * The ops ssl's models train with, on webgpu (with ssl's training kernels) against the plain CPU
@@ -14,17 +14,6 @@ import { expectSameAsCpu, values, type Shape } from './helpers/kernel-parity';
 const TOL = 1e-4;
 const worst = new Map<string, number>();
 const expectSameOnWebGpuAndCpu = (name: string, fn: () => tf.Tensor[]): Promise<void> => expectSameAsCpu('webgpu', name, fn, TOL, worst);
-
-/** Gradients of sum(f(inputs) * w) for a fixed random w, i.e. a generic upstream gradient. */
-function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { shape: Shape; shift?: number; values?: Float32Array }[], seed: number): () => tf.Tensor[] {
-  return () => {
-    const xs = inputs.map((s, i) => tf.tensor(s.values ?? values(s.shape, seed + i, s.shift ?? 0), s.shape));
-    const y = f(...xs);
-    const w = tf.tensor(values(y.shape, seed + 100), y.shape);
-    const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), w)))(xs);
-    return [y, ...g];
-  };
-}
 
 const available = webGpuExpected();
 

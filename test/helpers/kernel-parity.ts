@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { outputsOn } from './backends';
 
 /** Shared by the kernel tests that compare a backend's training kernels with the plain CPU backend. */
@@ -20,6 +20,20 @@ export function values(shape: Shape, seed: number, shift = 0): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = next() + shift;
   return out;
+}
+
+/**
+ * `f` and the gradients of sum(f(inputs) * w) for a fixed random w, i.e. a generic upstream
+ * gradient; inputs are seeded values unless given.
+ */
+export function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: { shape: Shape; shift?: number; values?: Float32Array }[], seed: number): () => tf.Tensor[] {
+  return () => {
+    const xs = inputs.map((s, i) => tf.tensor(s.values ?? values(s.shape, seed + i, s.shift ?? 0), s.shape));
+    const y = f(...xs);
+    const w = tf.tensor(values(y.shape, seed + 100), y.shape);
+    const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), w)))(xs);
+    return [y, ...g];
+  };
 }
 
 /** Largest |a - b| / max(1, |b|): absolute for small values, relative for large ones. */
