@@ -4,20 +4,9 @@ import { type Attempt, type BackendReport, describeBackend, parseBackendChoice, 
 import { tensorflowLogWithoutInfo } from '../src/backend/native';
 import { probeWebGpu } from '../src/backend/webgpu';
 import { nativeExpected } from './helpers/backends';
+import { convGradient } from './helpers/kernel-parity';
 
 const NATIVE_CANDIDATES = ['tensorflow (@tensorflow/tfjs-node-gpu)', 'tensorflow (@tensorflow/tfjs-node)', 'tensorflow (native/tfjs-node)'];
-
-/** One conv2d gradient step on the current backend: the op that wasm lacks out of the box. Read with data(): webgpu cannot read synchronously. */
-async function convGradient(): Promise<Float32Array> {
-  const dw = tf.tidy(() => {
-    const x = tf.linspace(-1, 1, 2 * 6 * 6 * 3).reshape([2, 6, 6, 3]) as tf.Tensor4D;
-    const w = tf.linspace(-0.5, 0.5, 3 * 3 * 3 * 4).reshape([3, 3, 3, 4]) as tf.Tensor4D;
-    return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w])[1];
-  });
-  const v = (await dw.data()) as Float32Array;
-  dw.dispose();
-  return v;
-}
 
 describe('parseBackendChoice', () => {
   it('accepts the five names, case-insensitively, with auto as the default', () => {

@@ -22,6 +22,7 @@ import { listCheckpoints, loadCheckpoint, restoreGroup, saveCheckpoint } from '.
 import { resolveSettings, toTrainConfig } from '../src/train/config';
 import { train } from '../src/train/trainer';
 import { webGpuExpected } from './helpers/backends';
+import { convGradient } from './helpers/kernel-parity';
 import { syntheticData } from './helpers/synthetic';
 
 /**
@@ -164,18 +165,6 @@ describe('scripts/setup-webgpu.sh', () => {
 });
 
 const available = webGpuExpected();
-
-/** One conv2d filter gradient on the current backend, read asynchronously (webgpu cannot read synchronously). */
-async function convGradient(): Promise<Float32Array> {
-  const dw = tf.tidy(() => {
-    const x = tf.linspace(-1, 1, 2 * 6 * 6 * 3).reshape([2, 6, 6, 3]) as tf.Tensor4D;
-    const w = tf.linspace(-0.5, 0.5, 3 * 3 * 3 * 4).reshape([3, 3, 3, 4]) as tf.Tensor4D;
-    return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w])[1];
-  });
-  const v = (await dw.data()) as Float32Array;
-  dw.dispose();
-  return v;
-}
 
 if (!available) {
   test('without an adapter, --backend webgpu is a UserError with the reason and the fix', async () => {

@@ -63,3 +63,15 @@ export async function expectSameAsCpu(backend: string, name: string, fn: () => t
   worst.set(name, m);
   if (!(m <= tol)) throw new Error(`${name}: ${backend} and cpu differ by ${m}`);
 }
+
+/** One conv2d filter gradient on the current backend (the op wasm lacks out of the box), read with data(): webgpu cannot read synchronously. */
+export async function convGradient(): Promise<Float32Array> {
+  const dw = tf.tidy(() => {
+    const x = tf.linspace(-1, 1, 2 * 6 * 6 * 3).reshape([2, 6, 6, 3]) as tf.Tensor4D;
+    const w = tf.linspace(-0.5, 0.5, 3 * 3 * 3 * 4).reshape([3, 3, 3, 4]) as tf.Tensor4D;
+    return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same').square().sum())([x, w])[1];
+  });
+  const v = (await dw.data()) as Float32Array;
+  dw.dispose();
+  return v;
+}
