@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { crossEntropy } from '../train/ops';
 import type { Algorithm, Inputs, StepContext } from './types';
 
 /**
@@ -109,7 +110,7 @@ export const mixmatch: Algorithm = {
   targets: mixmatchTargets,
   loss(ctx, inputs, targets) {
     const { logitsX, logitsU, yX, yU } = mixmatchForward(ctx, inputs, targets);
-    const xe = tf.mean(tf.losses.softmaxCrossEntropy(yX, logitsX, undefined, undefined, tf.Reduction.NONE)) as tf.Scalar;
+    const xe = tf.mean(crossEntropy(yX, logitsX)) as tf.Scalar;
     const l2u = tf.mean(tf.square(tf.sub(yU, tf.softmax(logitsU)))) as tf.Scalar;
     const w = Number(ctx.hp.w_match) * linearRamp(ctx.imagesSeen, Number(ctx.hp.warmup_kimg) * 1024);
     const loss = tf.add(xe, tf.mul(l2u, w)) as tf.Scalar;

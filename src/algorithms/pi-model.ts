@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { crossEntropy } from '../train/ops';
 import { linearRamp } from './mixmatch';
 import type { Algorithm, HParamSpec, Inputs, StepContext } from './types';
 
@@ -31,7 +32,7 @@ export function warmup(ctx: StepContext): number {
 
 /** Mean cross-entropy of rows of (soft) target distributions against logits. */
 export function meanCrossEntropy(targets: tf.Tensor2D, logits: tf.Tensor2D): tf.Scalar {
-  return tf.mean(tf.losses.softmaxCrossEntropy(targets, logits, undefined, undefined, tf.Reduction.NONE)) as tf.Scalar;
+  return tf.mean(crossEntropy(targets, logits)) as tf.Scalar;
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { crossEntropy } from '../train/ops';
 import { stopGradient } from '../models/layers';
 import { WARMUP_POS, labelledCrossEntropy, smoothingUnused, warmup } from './pi-model';
 import type { Algorithm } from './types';
@@ -30,7 +31,7 @@ export const pseudoLabel: Algorithm = {
     const hard = tf.oneHot(tf.argMax(probs, 1), ctx.nclass).toFloat() as tf.Tensor2D;
     // [max p > threshold] (any class above it); step, unlike the comparisons, has a gradient (zero) in tfjs
     const mask = tf.step(tf.sub(tf.max(probs, 1), Number(ctx.hp.threshold)));
-    const perRow = tf.losses.softmaxCrossEntropy(hard, logitsU, undefined, undefined, tf.Reduction.NONE);
+    const perRow = crossEntropy(hard, logitsU);
     const pl = tf.mean(tf.mul(perRow, mask)) as tf.Scalar;
     const loss = tf.add(xe, tf.mul(pl, warmup(ctx) * Number(ctx.hp.consistency_weight))) as tf.Scalar;
     return { loss, scalars: { 'losses/xe': xe, 'losses/pl': pl } };

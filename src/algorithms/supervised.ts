@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { crossEntropy } from '../train/ops';
 import type { Algorithm } from './types';
 
 /**
@@ -20,7 +21,7 @@ export const supervised: Algorithm = {
     const onehot = tf.oneHot(inputs.labels, k).toFloat();
     const target = tf.sub(onehot, tf.mul(tf.sub(onehot, 1 / k), s)) as tf.Tensor2D;
     const logits = ctx.forward(inputs.x, { training: true, updateBn: true });
-    const xe = tf.mean(tf.losses.softmaxCrossEntropy(target, logits, undefined, undefined, tf.Reduction.NONE)) as tf.Scalar;
+    const xe = tf.mean(crossEntropy(target, logits)) as tf.Scalar;
     return { loss: xe, scalars: { 'losses/xe': xe } };
   },
 };

@@ -51,6 +51,7 @@ export interface NativeBinding {
   TF_ATTR_BOOL: number;
   TF_ATTR_INT: number;
   TF_FLOAT: number;
+  TF_INT32: number;
 }
 
 /** The members of tfjs-node's NodeJSKernelBackend that ssl uses (nothing here imports tfjs-node). */
@@ -81,6 +82,11 @@ export function setNativeKernels(on: boolean): boolean {
   const before = enabled;
   enabled = on;
   return before;
+}
+
+/** Whether this module's kernels are on (setNativeKernels). */
+export function nativeKernelsOn(): boolean {
+  return enabled;
 }
 
 /** The active backend, where it is TensorFlow on the CPU and this module's kernels are on. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { addGaussianNoise, dropout } from '../backend/native-random';
 import { ForwardContext, Model, SpecBuilder, dense, weightNormKernel } from './layers';
 
 /**
@@ -17,7 +18,7 @@ export interface TeCnnOptions {
 export function teCnn(opts: TeCnnOptions): Model {
   const [h, w, c] = opts.inputShape;
   const noiseStd = opts.noiseStd ?? 0.15;
-  const dropout = opts.dropout ?? 0.5;
+  const rate = opts.dropout ?? 0.5;
   const b = new SpecBuilder();
   const wnConv = (name: string, cin: number, cout: number) => {
     b.params.push({ name: `${name}/v`, shape: [3, 3, cin, cout], init: { kind: 'he_fanout' }, decay: true });
@@ -45,11 +46,11 @@ export function teCnn(opts: TeCnnOptions): Model {
     state: b.state,
     forward(x: tf.Tensor4D, ctx: ForwardContext): tf.Tensor2D {
       let y = x;
-      if (ctx.training && noiseStd > 0) y = tf.add(y, tf.randomNormal(y.shape, 0, noiseStd, 'float32', ctx.seed));
+      if (ctx.training && noiseStd > 0) y = addGaussianNoise(y, noiseStd, ctx.seed);
       y = block(ctx, 'conv1', y);
       y = block(ctx, 'conv2', y);
       let flat = tf.reshape(y, [y.shape[0], features]) as tf.Tensor2D;
-      if (ctx.training && dropout > 0) flat = tf.dropout(flat, dropout, undefined, ctx.seed === undefined ? undefined : ctx.seed + 1) as tf.Tensor2D;
+      if (ctx.training && rate > 0) flat = dropout(flat, rate, ctx.seed === undefined ? undefined : ctx.seed + 1);
       return dense(ctx, 'dense', flat);
     },
   };

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { softmaxCrossEntropy } from '../backend/native-kernels';
 
 /**
  * Small tensor helpers the algorithms share.
@@ -17,9 +18,12 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
   return alias;
 }
 
-/** Softmax cross-entropy of each row: -sum_c labels_c * log softmax(logits)_c (labels may be soft). */
+/**
+ * Softmax cross-entropy of each row: -sum_c labels_c * log softmax(logits)_c (labels may be soft).
+ * One TensorFlow op on the native CPU backend, tfjs's composition elsewhere (../backend/native-kernels).
+ */
 export function crossEntropy(labels: tf.Tensor2D, logits: tf.Tensor2D): tf.Tensor1D {
-  return tf.losses.softmaxCrossEntropy(labels, logits, undefined, undefined, tf.Reduction.NONE) as tf.Tensor1D;
+  return softmaxCrossEntropy(labels, logits);
 }
 
 /** Cross-entropy of each row against integer class labels. */
