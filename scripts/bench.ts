@@ -333,7 +333,7 @@ export async function runWorkload(workload: WorkloadName, o: Pick<Options, 'step
   const lr = shared('lr');
   const wd = shared('wd');
   const ema = shared('ema');
-  const adam = new Adam(weights.params, lr);
+  const adam = new Adam(weights.paramCount(), lr);
   const hp = HP[workload];
   const algo = spec.algo;
   const views = algo.views(hp);

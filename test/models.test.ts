@@ -17,13 +17,17 @@ function gradsOf(backend: string, arch: ArchOptions) {
     const x = tf.tensor4d(Float32Array.from({ length: 4 * h * w * c }, () => rng.uniform(-1, 1)), [4, h, w, c]);
     const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 1], 'int32'), 3);
     const bn = new Map<string, tf.Tensor>();
-    const ctx: ForwardContext = { training: true, param: (n) => store.params.get(n)!, state: (n) => store.state.get(n)!, bnUpdates: bn };
-    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(labels, model.forward(x, ctx)) as tf.Scalar, store.trainable());
+    const { value, grads } = tf.variableGrads(() => {
+      const params = store.paramViews();
+      const ctx: ForwardContext = { training: true, param: (n) => params.get(n)!, state: (n) => store.views('state').get(n)!, bnUpdates: bn };
+      return tf.losses.softmaxCrossEntropy(labels, model.forward(x, ctx)) as tf.Scalar;
+    }, store.trainable());
+    const flatGrad = Array.from(await grads[store.param.name].data());
     // data(), not dataSync(): webgpu cannot read synchronously in Node
     const read = async (t: tf.Tensor) => Array.from(await t.data());
     const out = {
       loss: (await value.data())[0],
-      grads: Object.fromEntries(await Promise.all(Object.entries(grads).map(async ([k, g]) => [k, await read(g)] as const))),
+      grads: Object.fromEntries(store.layout.entries.map((e) => [e.name, flatGrad.slice(e.offset, e.offset + e.size)] as const)),
       bn: Object.fromEntries(await Promise.all([...bn].map(async ([k, t]) => [k, await read(t)] as const))),
     };
     tf.dispose([value, x, labels, ...Object.values(grads), ...bn.values()]);
@@ -130,7 +134,7 @@ test('every --arch builds and gives [batch, nclass] logits in inference mode', a
     const model = buildModel(opts);
     const store = new WeightStore(model, new RandomState(1));
     const y = tf.tidy(() => {
-      const ctx: ForwardContext = { training: false, param: (n) => store.params.get(n)!, state: (n) => store.state.get(n)!, seed: 1 };
+      const ctx: ForwardContext = { training: false, param: (n) => store.views('param').get(n)!, state: (n) => store.views('state').get(n)!, seed: 1 };
       return model.forward(tf.zeros([2, 16, 16, 3]) as tf.Tensor4D, ctx);
     });
     expect([arch, y.shape]).toEqual([arch, [2, 5]]);

@@ -37,13 +37,12 @@ describe.each(['cpu', ...trainingBackends()])('Nesterov SGD on %s', (backend) =>
     ];
     const lrs = [0.1, 0.05, 0.2];
     const p = tf.variable(tf.tensor1d(w0), true, `sgd-test-${backend}`);
-    const params = new Map([['w', p]]);
-    const sgd = new NesterovSgd(params, 0.1, 0.9);
+    const sgd = new NesterovSgd(3, 0.1, 0.9);
     const w = w0.slice();
     const accum = [0, 0, 0];
     for (let s = 0; s < 3; s++) {
       const g = tf.tensor1d(grads[s]);
-      sgd.apply(params, { [p.name]: g }, lrs[s]);
+      sgd.apply(p, g, lrs[s]);
       g.dispose();
       for (let i = 0; i < 3; i++) {
         accum[i] = 0.9 * accum[i] + grads[s][i];
@@ -52,7 +51,7 @@ describe.each(['cpu', ...trainingBackends()])('Nesterov SGD on %s', (backend) =>
     }
     const got = await p.data();
     w.forEach((v, i) => expect(got[i]).toBeCloseTo(v, 6));
-    const a = await sgd.accum.get('w')!.data();
+    const a = await sgd.accum.data();
     accum.forEach((v, i) => expect(a[i]).toBeCloseTo(v, 6));
     expect(sgd.t).toBe(3);
     expect(Object.keys(sgd.slots())).toEqual(['sgd_momentum']);
@@ -72,19 +71,19 @@ describe.each(['cpu', ...trainingBackends()])('Nesterov SGD on %s', (backend) =>
     const run = async (wd: number, wdMode: 'l2' | 'decoupled') => {
       const weights = new WeightStore(model, new RandomState(11));
       const before = new Map<string, Float32Array>();
-      for (const [n, v] of weights.params) before.set(n, Float32Array.from(await v.data()));
+      for (const [n, v] of weights.views('param')) before.set(n, Float32Array.from(await v.data()));
       const l2 = (await (async () => {
         const t = weights.kernelL2();
         const v = (await t.data())[0];
         t.dispose();
         return v;
       })()) as number;
-      const sgd = new NesterovSgd(weights.params, 0.1, 0.9);
+      const sgd = new NesterovSgd(weights.paramCount(), 0.1, 0.9);
       const rng = new RandomState(2);
       const settings: StepSettings = { algorithm: supervised, hp: { smoothing: 0 }, lr: 0.1, wd, ema: 0.999, batch: 8, nclass: 2, totalImages: 1024, wdMode };
       const out = await trainStep(settings, makeForward(model, weights, rng), weights, sgd, rng, inputs(), 0);
       const after = new Map<string, Float32Array>();
-      for (const [n, v] of weights.params) after.set(n, Float32Array.from(await v.data()));
+      for (const [n, v] of weights.views('param')) after.set(n, Float32Array.from(await v.data()));
       sgd.dispose();
       weights.dispose();
       return { out, before, after, l2 };

@@ -92,7 +92,7 @@ test('the feeder draws uratio x batch unlabelled images, weak and strong views o
     uratio: 3,
     strong: { augmentation: getAugmentation('none+cutout'), views: 1 },
   });
-  const { inputs, probe } = feeder.next(4);
+  const { inputs, probe } = await feeder.next(4);
   expect(inputs.x.shape).toEqual([4, 8, 8, 1]);
   expect(inputs.u.map((u) => u.shape[0])).toEqual([12, 12]);
   expect(inputs.uStrong!.map((u) => u.shape[0])).toEqual([12]);
@@ -106,7 +106,7 @@ test('the feeder draws uratio x batch unlabelled images, weak and strong views o
     for (let k = 0; k < size; k++) expect(u0[row * size + k]).toBeCloseTo((data.unlabeled!.images[idx * size + k] * 2) / 255 - 1, 5);
   });
   // the next batch continues the permutation of the 32 unlabelled images
-  const next = feeder.next(4);
+  const next = await feeder.next(4);
   expect(new Set([...inputs.unlabeledIndex!, ...next.inputs.unlabeledIndex!]).size).toBe(24);
   tf.dispose([inputs.x, inputs.labels, ...inputs.u, ...inputs.uStrong!, next.inputs.x, next.inputs.labels, ...next.inputs.u, ...next.inputs.uStrong!]);
 });

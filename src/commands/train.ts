@@ -8,6 +8,7 @@ import { BACKEND_HELP, selectBackend, describeBackend } from '../backend/select'
 import { SHARED, Settings, readConfigFile, resolveSettings, sharedDefault, toTrainConfig } from '../train/config';
 import { describeCorrupt, type CorruptRecord } from '../data/tfrecord';
 import { isFullySupervisedName, loadTrainingData, readClassMapping } from '../train/dataset';
+import { defaultAugmentWorkers } from '../train/feeder';
 import { train } from '../train/trainer';
 import { createProgress } from '../util/progress';
 import { UserError } from '../errors';
@@ -25,6 +26,8 @@ export interface TrainCommandOptions {
   classMapping?: string;
   seed?: number;
   backend?: string;
+  /** Augmentation worker threads; 0 augments on the training thread. */
+  augmentWorkers?: number;
   skipCorrupt: boolean;
   settings: Settings;
 }
@@ -89,6 +92,7 @@ export function register(program: Command): void {
     .option('--class-mapping <json>', 'class names ({"0": "cat", ...}, as RealMix writes them): logs test accuracy per class as accuracy_test/<name>')
     .option('--seed <n>', 'seed of the run\'s generator (initialisation, batches, augmentation, MixUp) (default: the split seed)', intArg(0))
     .option('--backend <name>', BACKEND_HELP)
+    .option('--augment-workers <n>', `threads that augment the next batches while a step trains; 0 augments on the training thread (default: the cores but one, 1 to 4; here ${defaultAugmentWorkers()})`, intArg(0))
     .option('--skip-corrupt', 'skip corrupt records instead of stopping', false);
   for (const s of SHARED) cmd.option(flagSyntax(s), sharedFlagHelp(s), parserFor(s));
   const algoFlags = algorithmFlags();
@@ -109,6 +113,7 @@ export function register(program: Command): void {
       classMapping: o.classMapping as string | undefined,
       seed: o.seed as number | undefined,
       backend: o.backend as string | undefined,
+      augmentWorkers: o.augmentWorkers as number | undefined,
       skipCorrupt: Boolean(o.skipCorrupt),
       settings,
     });
@@ -124,7 +129,7 @@ export async function runTrain(o: TrainCommandOptions, log: (line: string) => vo
   const strong = algo.strong?.(settings.hp);
   if (strong && strong.views > 0) getAugmentation(strong.augmentation);
   const classNames = o.classMapping ? readClassMapping(o.classMapping) : undefined;
-  const cfg = toTrainConfig(algo, settings, { trainDir: path.resolve(o.trainDir), augment: o.augment, seed, classNames });
+  const cfg = { ...toTrainConfig(algo, settings, { trainDir: path.resolve(o.trainDir), augment: o.augment, seed, classNames }), augmentWorkers: o.augmentWorkers };
   const backend = await selectBackend(o.backend ?? process.env.SSL_BACKEND);
   for (const line of describeBackend(backend)) log(line);
   const unlabeled = algo.views(settings.hp) > 0 || (strong?.views ?? 0) > 0;

@@ -93,8 +93,10 @@ export function runAugmentTask(t: Task, cache: AugmentationCache): Reply {
   const outF = t.output === 'float' ? new Float32Array(count * n) : null;
   const outU = t.output === 'uint8' ? new Uint8Array(count * n) : null;
   const policies: CtaPolicy[] | undefined = t.probe ? [] : undefined;
+  // reseeding one generator equals a new one per image, without allocating its state every time
+  const rng = new RandomState(0);
   for (let i = 0; i < count; i++) {
-    const rng = new RandomState(t.seeds[i] >>> 0);
+    rng.seed(t.seeds[i] >>> 0);
     if (!t.probe) {
       if (outF) aug.apply(src, i * n, outF, i * n, t.shape, rng);
       else aug.applyU8(src, i * n, outU!, i * n, t.shape, rng);

@@ -52,7 +52,9 @@ export class WorkerPool<Req, Res> {
         const p = slot.pending.get(m.id);
         if (!p) return;
         slot.pending.delete(m.id);
-        if (--slot.busy === 0) worker.unref();
+        // a reply that lands while close() terminates the worker must not unref it: the process
+        // could then end inside close(), skipping what the caller does next (a run's lock release)
+        if (--slot.busy === 0 && !this.closed) worker.unref();
         if (m.ok) p.resolve(m.value);
         else p.reject(remoteError(m.error ?? 'worker failed', m.user === true));
       });

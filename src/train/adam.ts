@@ -1,55 +1,51 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Optimizer } from './optimizer';
+import { ScalarCache } from './scalars';
 
 /**
  * Adam with TensorFlow's defaults (beta1 0.9, beta2 0.999, epsilon 1e-8), as the originals use
  * with a constant learning rate (a decayed one can be passed per step). Written out rather than
- * tf.train.adam so its whole state (moments and step count) lives in named variables that a
- * checkpoint can save and restore exactly.
+ * tf.train.adam so its whole state (moments and step count) lives in variables that a checkpoint
+ * can save and restore exactly. It updates the flat parameter vector (./flat) in a dozen kernels.
  */
 export class Adam implements Optimizer {
   readonly kind = 'adam' as const;
-  readonly m = new Map<string, tf.Variable>();
-  readonly v = new Map<string, tf.Variable>();
+  readonly m: tf.Variable;
+  readonly v: tf.Variable;
   t = 0;
+  private readonly constants = new ScalarCache();
 
   constructor(
-    params: Map<string, tf.Variable>,
+    size: number,
     public lr: number,
     readonly beta1 = 0.9,
     readonly beta2 = 0.999,
     readonly epsilon = 1e-8,
   ) {
-    for (const [name, p] of params) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false, `adam_m/${name}`));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false, `adam_v/${name}`));
-    }
+    this.m = tf.variable(tf.zeros([size]), false);
+    this.v = tf.variable(tf.zeros([size]), false);
   }
 
-  apply(params: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr = this.lr): void {
+  apply(param: tf.Variable, grad: tf.Tensor, lr = this.lr): void {
     this.t++;
     // TF folds the bias corrections into the step size
     const alpha = (lr * Math.sqrt(1 - this.beta2 ** this.t)) / (1 - this.beta1 ** this.t);
+    const c = (x: number) => this.constants.get(x);
     tf.tidy(() => {
-      for (const [name, p] of params) {
-        const g = grads[p.name];
-        if (!g) continue;
-        const m = this.m.get(name)!;
-        const v = this.v.get(name)!;
-        const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-        const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
-        m.assign(m1);
-        v.assign(v1);
-        p.assign(tf.sub(p, tf.div(tf.mul(m1, alpha), tf.add(tf.sqrt(v1), this.epsilon))));
-      }
+      const m1 = tf.add(tf.mul(this.m, c(this.beta1)), tf.mul(grad, c(1 - this.beta1)));
+      const v1 = tf.add(tf.mul(this.v, c(this.beta2)), tf.mul(tf.square(grad), c(1 - this.beta2)));
+      this.m.assign(m1);
+      this.v.assign(v1);
+      param.assign(tf.sub(param, tf.div(tf.mul(m1, tf.scalar(alpha)), tf.add(tf.sqrt(v1), c(this.epsilon)))));
     });
   }
 
-  slots(): Record<string, Map<string, tf.Variable>> {
+  slots(): Record<string, tf.Variable> {
     return { adam_m: this.m, adam_v: this.v };
   }
 
   dispose(): void {
-    for (const x of [...this.m.values(), ...this.v.values()]) x.dispose();
+    tf.dispose([this.m, this.v]);
+    this.constants.dispose();
   }
 }

@@ -5,7 +5,7 @@ import { listImages, loadImageAs } from '../data/image-folder';
 import { writeNpy } from '../data/npy';
 import { buildModel } from '../models';
 import { RandomState } from '../random';
-import { listCheckpoints, loadCheckpoint, restoreGroup } from './checkpoint';
+import { listCheckpoints, loadCheckpoint } from './checkpoint';
 import { argmax, predictProbabilities } from './evaluate';
 import { makeForward } from './step';
 import { WeightStore } from './weights';
@@ -80,8 +80,7 @@ export async function inferFolder(o: InferOptions): Promise<InferResult> {
   const weights = new WeightStore(model, rng);
   try {
     const ck = loadCheckpoint(file);
-    restoreGroup(ck, 'ema', weights.ema, file);
-    restoreGroup(ck, 'state', weights.state, file);
+    weights.restore(ck, file, ['ema', 'state']);
     const images = listImages(o.dir);
     const size = h * w * c;
     const pixels = new Uint8Array(images.length * size);

@@ -3,18 +3,19 @@ import { Adam } from './adam';
 import { NesterovSgd } from './sgd';
 
 /**
- * What the training step needs from an optimiser. Its whole state is named variables (saved as
- * checkpoint groups under the names `slots()` gives) plus a step count, so a resumed run
- * continues exactly.
+ * What the training step needs from an optimiser. It updates the flat parameter vector (./flat)
+ * from the flat gradient. Its whole state is flat variables laid out as the parameters (saved as
+ * checkpoint groups, one tensor per parameter, under the names `slots()` gives) plus a step count,
+ * so a resumed run continues exactly.
  */
 export interface Optimizer {
   readonly kind: OptimizerKind;
   /** Updates applied so far. */
   t: number;
   /** One update with learning rate `lr` (the configured one when omitted). */
-  apply(params: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr?: number): void;
-  /** Checkpoint group name -> variables, one per parameter. */
-  slots(): Record<string, Map<string, tf.Variable>>;
+  apply(param: tf.Variable, grad: tf.Tensor, lr?: number): void;
+  /** Checkpoint group name -> flat variable, in the parameters' layout. */
+  slots(): Record<string, tf.Variable>;
   dispose(): void;
 }
 
@@ -24,8 +25,9 @@ export type OptimizerKind = (typeof OPTIMIZERS)[number];
 export const LR_DECAYS = ['none', 'cosine'] as const;
 export type LrDecay = (typeof LR_DECAYS)[number];
 
-export function makeOptimizer(kind: OptimizerKind, params: Map<string, tf.Variable>, lr: number, momentum: number): Optimizer {
-  return kind === 'sgd' ? new NesterovSgd(params, lr, momentum) : new Adam(params, lr);
+/** An optimiser for `size` parameters (the flat vector's length). */
+export function makeOptimizer(kind: OptimizerKind, size: number, lr: number, momentum: number): Optimizer {
+  return kind === 'sgd' ? new NesterovSgd(size, lr, momentum) : new Adam(size, lr);
 }
 
 /**

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Optimizer } from './optimizer';
+import { ScalarCache } from './scalars';
 
 /**
  * SGD with Nesterov momentum, as TensorFlow's MomentumOptimizer(use_nesterov=True) that FixMatch
@@ -8,36 +9,34 @@ import type { Optimizer } from './optimizer';
  */
 export class NesterovSgd implements Optimizer {
   readonly kind = 'sgd' as const;
-  readonly accum = new Map<string, tf.Variable>();
+  readonly accum: tf.Variable;
   t = 0;
+  private readonly constants = new ScalarCache();
 
   constructor(
-    params: Map<string, tf.Variable>,
+    size: number,
     public lr: number,
     readonly momentum = 0.9,
   ) {
-    for (const [name, p] of params) this.accum.set(name, tf.variable(tf.zerosLike(p), false, `sgd_momentum/${name}`));
+    this.accum = tf.variable(tf.zeros([size]), false);
   }
 
-  apply(params: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr = this.lr): void {
+  apply(param: tf.Variable, grad: tf.Tensor, lr = this.lr): void {
     this.t++;
+    const mom = this.constants.get(this.momentum);
     tf.tidy(() => {
-      for (const [name, p] of params) {
-        const g = grads[p.name];
-        if (!g) continue;
-        const a = this.accum.get(name)!;
-        const a1 = tf.add(tf.mul(a, this.momentum), g);
-        a.assign(a1);
-        p.assign(tf.sub(p, tf.mul(tf.add(g, tf.mul(a1, this.momentum)), lr)));
-      }
+      const a1 = tf.add(tf.mul(this.accum, mom), grad);
+      this.accum.assign(a1);
+      param.assign(tf.sub(param, tf.mul(tf.add(grad, tf.mul(a1, mom)), tf.scalar(lr))));
     });
   }
 
-  slots(): Record<string, Map<string, tf.Variable>> {
+  slots(): Record<string, tf.Variable> {
     return { sgd_momentum: this.accum };
   }
 
   dispose(): void {
-    for (const x of this.accum.values()) x.dispose();
+    this.accum.dispose();
+    this.constants.dispose();
   }
 }

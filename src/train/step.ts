@@ -5,16 +5,20 @@ import type { Rng } from '../random';
 import { learningRate, type LrDecay, type Optimizer } from './optimizer';
 import type { WeightStore } from './weights';
 
-/** A forward function for given options; batch-norm statistics go to `bnUpdates` (first call only). */
-export type Forward = (opts: ForwardOptions, bnUpdates: Map<string, tf.Tensor> | null) => (x: tf.Tensor4D) => tf.Tensor2D;
+/**
+ * A forward function for given options; batch-norm statistics go to `bnUpdates` (first call only).
+ * `params`, when given, are the parameter tensors to use (the training step passes ones cut on its
+ * gradient tape); otherwise the store's current ones (EMA or raw, per `opts.ema`).
+ */
+export type Forward = (opts: ForwardOptions, bnUpdates: Map<string, tf.Tensor> | null, params?: Map<string, tf.Tensor>) => (x: tf.Tensor4D) => tf.Tensor2D;
 
 export function makeForward(model: Model, weights: WeightStore, rng: Rng): Forward {
-  return (opts, bnUpdates) => (x) => {
-    const source = opts.ema ? weights.ema : weights.params;
+  return (opts, bnUpdates, params) => (x) => {
+    const source = params && !opts.ema ? params : weights.views(opts.ema ? 'ema' : 'param');
     const ctx: ForwardContext = {
       training: opts.training,
       param: (n) => source.get(n)!,
-      state: (n) => weights.state.get(n)!,
+      state: (n) => weights.views('state').get(n)!,
       bnUpdates: opts.training && opts.updateBn && bnUpdates && bnUpdates.size === 0 ? bnUpdates : undefined,
       seed: opts.training ? rng.randint(0, 2 ** 31 - 1) : undefined,
     };
@@ -69,8 +73,12 @@ export async function trainStep(
   const lr = learningRate(s.lr, s.lrDecay ?? 'none', imagesSeen, s.totalImages);
   const l2 = s.wdMode === 'l2';
   const bnUpdates = new Map<string, tf.Tensor>();
+  // Inside the gradient tape the parameters must be cut from the flat variable on that tape, once
+  // for all the loss's forward passes; outside it (targets) the store's cached cut serves.
+  let tapeParams: Map<string, tf.Tensor> | undefined;
+  let onTape = false;
   const ctx: StepContext = {
-    forward: (x, opts) => forward(opts, bnUpdates)(x),
+    forward: (x, opts) => forward(opts, bnUpdates, onTape ? (tapeParams ??= weights.paramViews()) : undefined)(x),
     nclass: s.nclass,
     imagesSeen,
     totalImages: s.totalImages,
@@ -83,15 +91,24 @@ export async function trainStep(
   const targets = algo.targets ? tf.tidy(() => algo.targets!(ctx, inputs)) : {};
   const kept: Record<string, tf.Tensor> = {};
   const outputs: Record<string, tf.Tensor> = {};
-  const { value, grads } = tf.variableGrads(() => {
-    const r = algo.loss(ctx, inputs, targets);
-    for (const [k, v] of Object.entries(r.scalars)) kept[k] = tf.keep(v);
-    for (const [k, v] of Object.entries(r.outputs ?? {})) outputs[k] = tf.keep(v);
-    if (!l2) return r.loss;
-    const wdLoss = weights.kernelL2();
-    kept['losses/wd'] = tf.keep(wdLoss);
-    return tf.add(r.loss, tf.mul(wdLoss, s.wd)) as tf.Scalar;
-  }, weights.trainable());
+  onTape = true;
+  let taped: { value: tf.Scalar; grads: tf.NamedTensorMap };
+  try {
+    taped = tf.variableGrads(() => {
+      const r = algo.loss(ctx, inputs, targets);
+      for (const [k, v] of Object.entries(r.scalars)) kept[k] = tf.keep(v);
+      for (const [k, v] of Object.entries(r.outputs ?? {})) outputs[k] = tf.keep(v);
+      if (!l2) return r.loss;
+      const wdLoss = weights.kernelL2();
+      kept['losses/wd'] = tf.keep(wdLoss);
+      return tf.add(r.loss, tf.mul(wdLoss, s.wd)) as tf.Scalar;
+    }, weights.trainable());
+  } finally {
+    onTape = false;
+    tapeParams = undefined;
+  }
+  const { value, grads } = taped;
+  const grad = grads[weights.param.name];
   const disposeStep = () =>
     tf.dispose([
       value,
@@ -107,7 +124,7 @@ export async function trainStep(
     ]);
   if (s.nanPolicy === 'skip') {
     // one sum over every gradient is finite exactly when they all are (short of overflow, which is as bad)
-    const gradSum = tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(g))));
+    const gradSum = tf.tidy(() => tf.sum(grad));
     const [lossValue, gradValue] = [(await value.data())[0], (await gradSum.data())[0]];
     gradSum.dispose();
     if (!Number.isFinite(lossValue) || !Number.isFinite(gradValue)) {
@@ -115,7 +132,8 @@ export async function trainStep(
       return { loss: lossValue, scalars: {}, skipped: true };
     }
   }
-  optimizer.apply(weights.params, grads, lr);
+  optimizer.apply(weights.param, grad, lr);
+  weights.changed('param');
   weights.applyBnUpdates(bnUpdates);
   weights.updateEma(s.ema);
   if (!l2) weights.decayKernels(1 - s.wd * lr);

@@ -7,10 +7,11 @@ import type { Algorithm, HParamValue, SampleState } from '../algorithms/types';
 import { getAugmentation } from '../data/augment';
 import { buildModel } from '../models';
 import type { Model } from '../models/layers';
-import { checkpointName, listCheckpoints, loadCheckpoint, pruneCheckpoints, restoreGroup, restoreHost, saveCheckpoint, type Checkpoint, type HostTensor } from './checkpoint';
+import { checkpointName, listCheckpoints, loadCheckpoint, pruneCheckpoints, restoreHost, saveCheckpoint, type Checkpoint, type HostTensor } from './checkpoint';
 import type { TrainingData } from './dataset';
 import { EventWriter } from './events';
-import { InputFeeder, statefulParts, updateFromProbe, type FeederState } from './feeder';
+import { assignValues } from './flat';
+import { feederSeed, feederStateFromCheckpoint, InputFeeder, statefulParts, updateFromProbe, type FeederState } from './feeder';
 import { evaluate } from './metrics';
 import { makeOptimizer, type LrDecay, type Optimizer, type OptimizerKind } from './optimizer';
 import { acquireLock } from '../util/lock';
@@ -50,6 +51,8 @@ export interface TrainConfig {
   evalBatch: number;
   /** Class names in label order (--class-mapping): per-class test accuracy is logged under them. */
   classNames?: string[];
+  /** Augmentation worker threads (--augment-workers; 0 = on the training thread; default feeder.ts defaultAugmentWorkers()). */
+  augmentWorkers?: number;
 }
 
 export interface TrainHooks {
@@ -94,6 +97,10 @@ interface CheckpointMeta {
   rng: RandomStateSnapshot;
   labeled: FeederState['labeled'];
   unlabeled: FeederState['unlabeled'];
+  /** The feeder's generator; absent from checkpoints of versions that drew batches from `rng`. */
+  feederRng?: FeederState['feederRng'];
+  /** Per batch drawn but not yet trained on, the augmentation states it was requested with. */
+  pendingAugmentation?: FeederState['pendingAugmentation'];
   optimizer?: OptimizerKind;
   /** Updates the optimiser has made (Adam's bias correction depends on it). */
   optimizerStep?: number;
@@ -147,8 +154,8 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
 
     const rng = new RandomState(cfg.seed);
     const weights = new WeightStore(model, rng);
-    const optimizer: Optimizer = makeOptimizer(cfg.optimizer, weights.params, cfg.lr, cfg.momentum);
-    const feeder = new InputFeeder(data, augment, rng, { views, uratio, strong });
+    const optimizer: Optimizer = makeOptimizer(cfg.optimizer, weights.paramCount(), cfg.lr, cfg.momentum);
+    const feeder = new InputFeeder(data, augment, new RandomState(feederSeed(cfg.seed)), { views, uratio, strong, workers: cfg.augmentWorkers });
     const sampleState = newSampleState(algo, cfg, data);
     const totalImages = cfg.trainKimg * 1024;
     const reportNimg = cfg.reportKimg * 1024;
@@ -162,10 +169,8 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
       if ((meta.optimizer ?? 'adam') !== optimizer.kind) {
         throw new UserError(`checkpoint ${file} was written with --optimizer ${meta.optimizer ?? 'adam'}, this run uses ${optimizer.kind}; use another --train-dir`);
       }
-      restoreGroup(ck, 'param', weights.params, file);
-      restoreGroup(ck, 'ema', weights.ema, file);
-      restoreGroup(ck, 'state', weights.state, file);
-      for (const [group, vars] of Object.entries(optimizer.slots())) restoreGroup(ck, group, vars, file);
+      weights.restore(ck, file);
+      for (const [group, slot] of Object.entries(optimizer.slots())) assignValues(slot, weights.layout.readGroup(ck, group, file));
       optimizer.t = meta.optimizerStep ?? meta.adamT ?? 0;
       if (sampleState) {
         restoreHost(ck, 'sample/labeled', sampleState.labeled, file);
@@ -179,7 +184,7 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
         stateful.forEach((a, i) => a.setState(saved[i]));
       }
       rng.setState(meta.rng);
-      feeder.setState({ labeled: meta.labeled, unlabeled: meta.unlabeled });
+      feeder.setState(feederStateFromCheckpoint(meta));
       imagesSeen = resumedFrom = ck.header.imagesSeen;
     };
 
@@ -230,12 +235,8 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
     };
 
     const checkpoint = async () => {
-      const groups: Record<string, Map<string, tf.Tensor | HostTensor>> = {
-        param: weights.params,
-        ema: weights.ema,
-        state: weights.state,
-        ...optimizer.slots(),
-      };
+      const groups: Record<string, Map<string, tf.Tensor | HostTensor>> = { ...(await weights.hostGroups()) };
+      for (const [group, slot] of Object.entries(optimizer.slots())) groups[group] = weights.layout.hostGroup((await slot.data()) as Float32Array);
       if (sampleState) {
         const w = sampleState.width;
         groups.sample = new Map<string, HostTensor>([
@@ -282,7 +283,7 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
           stopped = true;
           break;
         }
-        const { inputs, probe } = feeder.next(cfg.batch);
+        const { inputs, probe } = await feeder.next(cfg.batch);
         const { loss, scalars, skipped } = await trainStep(stepSettings, forwardWith, weights, optimizer, rng, inputs, imagesSeen);
         if (skipped) {
           skippedSteps++;
@@ -313,6 +314,7 @@ export async function train(cfg: TrainConfig, data: TrainingData, hooks: TrainHo
       events.close();
       weights.dispose();
       optimizer.dispose();
+      await feeder.close();
     }
     return { runDir, reports, imagesSeen, resumedFrom, stopped };
   } finally {

@@ -1,85 +1,177 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../random';
 import type { Model, ParamSpec } from '../models/layers';
+import type { Checkpoint, HostTensor } from './checkpoint';
+import { assignValues, FlatLayout } from './flat';
+import { ScalarCache } from './scalars';
+
+/** The three kinds of weight a run keeps; also their checkpoint group names. */
+export type WeightGroup = 'param' | 'ema' | 'state';
+export const WEIGHT_GROUPS: readonly WeightGroup[] = ['param', 'ema', 'state'];
 
 /**
  * The variables of one training run: trainable parameters, their exponential moving average
- * (used for evaluation, as the originals do), and batch-norm moving statistics. Initial values
- * are drawn in JS from the run's seeded generator so the same seed gives the same network on
- * every backend.
+ * (used for evaluation, as the originals do), and batch-norm moving statistics. Each kind is one
+ * flat variable (see ./flat): the per-step updates are a few large kernels, and the model gets
+ * per-name tensors cut from it. Initial values are drawn in JS from the run's seeded generator so
+ * the same seed gives the same network on every backend.
  */
 export class WeightStore {
-  readonly params = new Map<string, tf.Variable>();
-  readonly ema = new Map<string, tf.Variable>();
-  readonly state = new Map<string, tf.Variable>();
+  /** Where each parameter sits in `param`, `ema` and the optimiser's slots. */
+  readonly layout: FlatLayout;
+  readonly stateLayout: FlatLayout;
+  readonly param: tf.Variable;
+  readonly ema: tf.Variable;
+  readonly state: tf.Variable;
+  /** Parameters that weight decay applies to (kernels; not biases or batch-norm parameters). */
   readonly decayed: string[];
+  /** 1 on decayed parameters, 0 elsewhere. */
+  private readonly kernelMask: tf.Tensor1D;
+  private decayFactor: { factor: number; values: tf.Tensor1D } | null = null;
+  private readonly cached = new Map<WeightGroup, Map<string, tf.Tensor>>();
+  private readonly constants = new ScalarCache();
 
   constructor(readonly model: Model, rng: Rng) {
     const initial = new Map<string, Float32Array>();
     for (const spec of model.params) initial.set(spec.name, initialValues(spec, rng, initial));
-    for (const spec of model.params) {
-      const values = initial.get(spec.name)!;
-      this.params.set(spec.name, tf.variable(tf.tensor(values, spec.shape, 'float32'), true, `p/${spec.name}`));
-      this.ema.set(spec.name, tf.variable(tf.tensor(values, spec.shape, 'float32'), false, `ema/${spec.name}`));
-    }
-    for (const s of model.state) {
-      const t = s.init === 'ones' ? tf.ones(s.shape) : tf.zeros(s.shape);
-      this.state.set(s.name, tf.variable(t, false, `s/${s.name}`));
-      t.dispose();
-    }
+    this.layout = new FlatLayout(model.params);
+    this.stateLayout = new FlatLayout(model.state);
+    const values = this.layout.pack((e) => initial.get(e.name)!);
+    this.param = flatVariable(values, true);
+    this.ema = flatVariable(values, false);
+    this.state = flatVariable(this.stateLayout.pack((e) => new Float32Array(e.size).fill(model.state.find((s) => s.name === e.name)!.init === 'ones' ? 1 : 0)), false);
     this.decayed = model.params.filter((p) => p.decay).map((p) => p.name);
+    const decayed = new Set(this.decayed);
+    this.kernelMask = tf.tensor1d(this.layout.pack((e) => new Float32Array(e.size).fill(decayed.has(e.name) ? 1 : 0)), 'float32');
+  }
+
+  of(group: WeightGroup): tf.Variable {
+    return group === 'param' ? this.param : group === 'ema' ? this.ema : this.state;
+  }
+
+  private layoutOf(group: WeightGroup): FlatLayout {
+    return group === 'state' ? this.stateLayout : this.layout;
   }
 
   trainable(): tf.Variable[] {
-    return [...this.params.values()];
+    return [this.param];
   }
 
   paramCount(): number {
-    let n = 0;
-    for (const v of this.params.values()) n += v.size;
-    return n;
+    return this.layout.total;
+  }
+
+  /**
+   * Per-name tensors of a group, kept until the group changes: evaluation and forward passes
+   * outside a gradient tape share one cut per update. Inside a tape use `paramViews()`.
+   */
+  views(group: WeightGroup): Map<string, tf.Tensor> {
+    let v = this.cached.get(group);
+    if (!v) {
+      const layout = this.layoutOf(group);
+      const tensors = tf.tidy(() => layout.split(this.of(group)));
+      v = new Map(layout.entries.map((e, i) => [e.name, tf.keep(tensors[i])]));
+      this.cached.set(group, v);
+    }
+    return v;
+  }
+
+  /** Fresh per-name parameter tensors, cut on the current tape so gradients reach `param`; within the caller's scope. */
+  paramViews(): Map<string, tf.Tensor> {
+    const tensors = this.layout.split(this.param);
+    return new Map(this.layout.entries.map((e, i) => [e.name, tensors[i]]));
+  }
+
+  /** Call after assigning to a group's variable: its cut tensors are stale. */
+  changed(group: WeightGroup): void {
+    const v = this.cached.get(group);
+    if (v) tf.dispose([...v.values()]);
+    this.cached.delete(group);
+  }
+
+  private set(group: WeightGroup, value: tf.Tensor): void {
+    this.of(group).assign(value);
+    this.changed(group);
   }
 
   /** Folds recorded batch statistics into the moving averages (momentum 0.999, as the originals). */
   applyBnUpdates(updates: Map<string, tf.Tensor>, momentum = 0.999): void {
+    if (updates.size === 0) return;
+    for (const name of updates.keys()) if (!this.stateLayout.entry(name)) throw new Error(`batch-norm update for unknown state ${name}`);
+    const m = this.constants.get(momentum);
+    const m1 = this.constants.get(1 - momentum);
     tf.tidy(() => {
-      for (const [name, batchValue] of updates) {
-        const v = this.state.get(name);
-        if (!v) throw new Error(`batch-norm update for unknown state ${name}`);
-        v.assign(tf.add(tf.mul(v, momentum), tf.mul(batchValue, 1 - momentum)));
+      if (updates.size === this.stateLayout.entries.length) {
+        const batch = this.stateLayout.concat((e) => updates.get(e.name)!);
+        this.set('state', tf.add(tf.mul(this.state, m), tf.mul(batch, m1)));
+        return;
       }
+      // some statistics were not recorded (a layer the loss did not reach): those stay as they are
+      const current = this.views('state');
+      this.set(
+        'state',
+        this.stateLayout.concat((e) => {
+          const u = updates.get(e.name);
+          return u ? tf.add(tf.mul(current.get(e.name)!, m), tf.mul(u, m1)) : current.get(e.name)!;
+        }),
+      );
     });
   }
 
   updateEma(decay: number): void {
-    tf.tidy(() => {
-      for (const [name, p] of this.params) {
-        const e = this.ema.get(name)!;
-        e.assign(tf.add(tf.mul(e, decay), tf.mul(p, 1 - decay)));
-      }
-    });
+    const d = this.constants.get(decay);
+    const d1 = this.constants.get(1 - decay);
+    tf.tidy(() => this.set('ema', tf.add(tf.mul(this.ema, d), tf.mul(this.param, d1))));
   }
 
   /** Decoupled weight decay on kernels: w <- w * (1 - wd*lr) after each optimiser step. */
   decayKernels(factor: number): void {
-    if (factor === 1) return;
-    tf.tidy(() => {
-      for (const name of this.decayed) {
-        const p = this.params.get(name)!;
-        p.assign(tf.mul(p, factor));
-      }
-    });
+    if (factor === 1 || this.decayed.length === 0) return;
+    if (this.decayFactor?.factor !== factor) {
+      // built on the host so kernels get exactly float32(factor), as a per-variable multiply did
+      this.decayFactor?.values.dispose();
+      const decayed = new Set(this.decayed);
+      this.decayFactor = { factor, values: tf.tensor1d(this.layout.pack((e) => new Float32Array(e.size).fill(decayed.has(e.name) ? factor : 1)), 'float32') };
+    }
+    const f = this.decayFactor.values;
+    tf.tidy(() => this.set('param', tf.mul(this.param, f)));
   }
 
   /** sum(w^2)/2 over the kernels (TF's l2_loss), the L2 term FixMatch adds to its loss; biases and BN parameters are left out. */
   kernelL2(): tf.Scalar {
     if (this.decayed.length === 0) return tf.scalar(0);
-    return tf.mul(tf.addN(this.decayed.map((n) => tf.sum(tf.square(this.params.get(n)!)))), 0.5) as tf.Scalar;
+    // no tidy: on a gradient tape the intermediates are needed by the backward pass
+    return tf.mul(tf.sum(tf.mul(tf.square(this.param), this.kernelMask)), 0.5) as tf.Scalar;
+  }
+
+  /** The three groups as host arrays named per variable, for a checkpoint. */
+  async hostGroups(): Promise<Record<WeightGroup, Map<string, HostTensor>>> {
+    const out = {} as Record<WeightGroup, Map<string, HostTensor>>;
+    for (const g of WEIGHT_GROUPS) out[g] = this.layoutOf(g).hostGroup((await this.of(g).data()) as Float32Array);
+    return out;
+  }
+
+  /** Loads groups from a checkpoint (a missing or misshapen tensor is a user error naming it). */
+  restore(ck: Checkpoint, file: string, groups: readonly WeightGroup[] = WEIGHT_GROUPS): void {
+    for (const g of groups) {
+      assignValues(this.of(g), this.layoutOf(g).readGroup(ck, g, file));
+      this.changed(g);
+    }
   }
 
   dispose(): void {
-    for (const m of [this.params, this.ema, this.state]) for (const v of m.values()) v.dispose();
+    for (const g of WEIGHT_GROUPS) this.changed(g);
+    tf.dispose([this.param, this.ema, this.state, this.kernelMask]);
+    this.decayFactor?.values.dispose();
+    this.constants.dispose();
   }
+}
+
+function flatVariable(values: Float32Array, trainable: boolean): tf.Variable {
+  const t = tf.tensor1d(values, 'float32');
+  const v = tf.variable(t, trainable);
+  t.dispose();
+  return v;
 }
 
 function initialValues(spec: ParamSpec, rng: Rng, done: Map<string, Float32Array>): Float32Array {
