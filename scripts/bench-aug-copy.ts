@@ -17,6 +17,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { cpuSample, cpuShares } from './cpu-share';
 import { augCopy } from '../src/data/aug-copy';
 import { defaultWorkerCount } from '../src/data/augment-workers';
 import { createSplit } from '../src/data/create-split';
@@ -44,18 +45,6 @@ function image(i: number, rng: RandomState): Uint8Array {
   return px;
 }
 
-/** Share of the machine's CPU time spent outside this process between two samples. */
-function cpuSample(): { idle: number; total: number; own: number } {
-  let idle = 0;
-  let total = 0;
-  for (const c of os.cpus()) {
-    idle += c.times.idle;
-    total += c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
-  }
-  const u = process.cpuUsage();
-  return { idle, total, own: (u.user + u.system) / 1000 };
-}
-
 async function main(): Promise<void> {
   const images = Number(arg('images', '2000'));
   const copies = Number(arg('copies', '5'));
@@ -76,10 +65,7 @@ async function main(): Promise<void> {
       const r = await augCopy({ root, dataset: 'bench.1@10', copies, augment, workers: w, force: true });
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       const b = cpuSample();
-      const machineBusy = 1 - (b.idle - a.idle) / (b.total - a.total);
-      // both in ms: os.cpus() times summed over cores, cpuUsage (all threads of this process) / 1000
-      const ownShare = (b.own - a.own) / (b.total - a.total);
-      const others = Math.max(0, machineBusy - ownShare);
+      const { others } = cpuShares(a, b);
       console.log(
         `  ${w === 1 ? '1 thread ' : `${r.workers} workers`}: ${(r.records / secs).toFixed(0).padStart(6)} records/s ` +
           `(${r.records} in ${secs.toFixed(2)} s; ${((r.records * 1000) / (b.own - a.own)).toFixed(0)} per CPU-second of this process; ` +

@@ -35,6 +35,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { cpuSample, cpuShares } from './cpu-share';
 import { getAlgorithm } from '../src/algorithms/registry';
 import { selectBackend } from '../src/backend/select';
 import { RandomState } from '../src/random';
@@ -118,18 +119,6 @@ function syntheticData(wl: Workload): TrainingData {
   };
 }
 
-/** Machine CPU time, idle time, and this process's CPU time (all ms). */
-function cpuSample(): { idle: number; total: number; own: number } {
-  let idle = 0;
-  let total = 0;
-  for (const c of os.cpus()) {
-    idle += c.times.idle;
-    total += c.times.user + c.times.nice + c.times.sys + c.times.irq + c.times.idle;
-  }
-  const u = process.cpuUsage();
-  return { idle, total, own: (u.user + u.system) / 1000 };
-}
-
 interface RunResult {
   workload: string;
   augment: string;
@@ -206,8 +195,7 @@ async function timeRun(wl: Workload, data: TrainingData, augmented: boolean, wor
     });
     const c1 = cpuSample();
     const seconds = (t1 - t0) / 1000;
-    const busy = 1 - (c1.idle - c0.idle) / Math.max(1, c1.total - c0.total);
-    const own = (c1.own - c0.own) / Math.max(1, c1.total - c0.total);
+    const { others } = cpuShares(c0, c1);
     return {
       workload: wl.name,
       augment: augmented ? 'dataset' : 'none',
@@ -216,7 +204,7 @@ async function timeRun(wl: Workload, data: TrainingData, augmented: boolean, wor
       seconds,
       stepsPerSec: steps / seconds,
       imagesPerSec: (steps * cfg.batch) / seconds,
-      othersCpu: Math.max(0, busy - own),
+      othersCpu: others,
       inputMs: inputWait.ms / steps,
     };
   } finally {
