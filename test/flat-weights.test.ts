@@ -100,7 +100,6 @@ describe('WeightStore', () => {
     const s0 = await host(store.views('state'));
     // move the parameters away from the EMA so the average has something to do
     store.param.assign(tf.tidy(() => tf.add(store.param, tf.tensor1d(values([store.layout.total], 7)))));
-    store.changed('param');
     const p1 = await host(store.views('param'));
     store.updateEma(0.99);
     const ema = await host(store.views('ema'));

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { flatVariable } from './flat';
 import type { Optimizer } from './optimizer';
 import { ScalarCache } from './scalars';
 
@@ -22,8 +23,8 @@ export class Adam implements Optimizer {
     readonly beta2 = 0.999,
     readonly epsilon = 1e-8,
   ) {
-    this.m = tf.variable(tf.zeros([size]), false);
-    this.v = tf.variable(tf.zeros([size]), false);
+    this.m = flatVariable(size, false);
+    this.v = flatVariable(size, false);
   }
 
   apply(param: tf.Variable, grad: tf.Tensor, lr = this.lr): void {

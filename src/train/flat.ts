@@ -87,6 +87,15 @@ export class FlatLayout {
   }
 }
 
+/** A 1-D variable holding `init` (values, or that many zeros). */
+export function flatVariable(init: Float32Array | number, trainable: boolean): tf.Variable {
+  const t = typeof init === 'number' ? tf.zeros([init]) : tf.tensor1d(init, 'float32');
+  // the variable shares the tensor's data: dropping the tensor leaves it to the variable
+  const v = tf.variable(t, trainable);
+  t.dispose();
+  return v;
+}
+
 /** Replaces a variable's value with host data of the same size. */
 export function assignValues(v: tf.Variable, values: Float32Array): void {
   tf.tidy(() => v.assign(tf.tensor(values, v.shape, 'float32')));

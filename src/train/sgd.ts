@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { flatVariable } from './flat';
 import type { Optimizer } from './optimizer';
 import { ScalarCache } from './scalars';
 
@@ -18,7 +19,7 @@ export class NesterovSgd implements Optimizer {
     public lr: number,
     readonly momentum = 0.9,
   ) {
-    this.accum = tf.variable(tf.zeros([size]), false);
+    this.accum = flatVariable(size, false);
   }
 
   apply(param: tf.Variable, grad: tf.Tensor, lr = this.lr): void {

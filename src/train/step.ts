@@ -133,7 +133,6 @@ export async function trainStep(
     }
   }
   optimizer.apply(weights.param, grad, lr);
-  weights.changed('param');
   weights.applyBnUpdates(bnUpdates);
   weights.updateEma(s.ema);
   if (!l2) weights.decayKernels(1 - s.wd * lr);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '../random';
 import type { Model, ParamSpec } from '../models/layers';
 import type { Checkpoint, HostTensor } from './checkpoint';
-import { assignValues, FlatLayout } from './flat';
+import { assignValues, FlatLayout, flatVariable } from './flat';
 import { ScalarCache } from './scalars';
 
 /** The three kinds of weight a run keeps; also their checkpoint group names. */
@@ -28,7 +28,8 @@ export class WeightStore {
   /** 1 on decayed parameters, 0 elsewhere. */
   private readonly kernelMask: tf.Tensor1D;
   private decayFactor: { factor: number; values: tf.Tensor1D } | null = null;
-  private readonly cached = new Map<WeightGroup, Map<string, tf.Tensor>>();
+  /** Per group, the per-name cut and the data it was cut from. */
+  private readonly cached = new Map<WeightGroup, { from: tf.DataId; views: Map<string, tf.Tensor> }>();
   private readonly constants = new ScalarCache();
 
   constructor(readonly model: Model, rng: Rng) {
@@ -63,17 +64,19 @@ export class WeightStore {
 
   /**
    * Per-name tensors of a group, kept until the group changes: evaluation and forward passes
-   * outside a gradient tape share one cut per update. Inside a tape use `paramViews()`.
+   * outside a gradient tape share one cut per update. Inside a tape use `paramViews()`. An assign
+   * gives a variable new data, so a cut of other data is stale, whoever assigned.
    */
   views(group: WeightGroup): Map<string, tf.Tensor> {
-    let v = this.cached.get(group);
-    if (!v) {
-      const layout = this.layoutOf(group);
-      const tensors = tf.tidy(() => layout.split(this.of(group)));
-      v = new Map(layout.entries.map((e, i) => [e.name, tf.keep(tensors[i])]));
-      this.cached.set(group, v);
-    }
-    return v;
+    const variable = this.of(group);
+    const c = this.cached.get(group);
+    if (c && c.from === variable.dataId) return c.views;
+    this.dropCut(group);
+    const layout = this.layoutOf(group);
+    const tensors = tf.tidy(() => layout.split(variable));
+    const views = new Map(layout.entries.map((e, i) => [e.name, tf.keep(tensors[i])]));
+    this.cached.set(group, { from: variable.dataId, views });
+    return views;
   }
 
   /** Fresh per-name parameter tensors, cut on the current tape so gradients reach `param`; within the caller's scope. */
@@ -82,16 +85,10 @@ export class WeightStore {
     return new Map(this.layout.entries.map((e, i) => [e.name, tensors[i]]));
   }
 
-  /** Call after assigning to a group's variable: its cut tensors are stale. */
-  changed(group: WeightGroup): void {
-    const v = this.cached.get(group);
-    if (v) tf.dispose([...v.values()]);
+  private dropCut(group: WeightGroup): void {
+    const c = this.cached.get(group);
+    if (c) tf.dispose([...c.views.values()]);
     this.cached.delete(group);
-  }
-
-  private set(group: WeightGroup, value: tf.Tensor): void {
-    this.of(group).assign(value);
-    this.changed(group);
   }
 
   /** Folds recorded batch statistics into the moving averages (momentum 0.999, as the originals). */
@@ -103,13 +100,12 @@ export class WeightStore {
     tf.tidy(() => {
       if (updates.size === this.stateLayout.entries.length) {
         const batch = this.stateLayout.concat((e) => updates.get(e.name)!);
-        this.set('state', tf.add(tf.mul(this.state, m), tf.mul(batch, m1)));
+        this.state.assign(tf.add(tf.mul(this.state, m), tf.mul(batch, m1)));
         return;
       }
       // some statistics were not recorded (a layer the loss did not reach): those stay as they are
       const current = this.views('state');
-      this.set(
-        'state',
+      this.state.assign(
         this.stateLayout.concat((e) => {
           const u = updates.get(e.name);
           return u ? tf.add(tf.mul(current.get(e.name)!, m), tf.mul(u, m1)) : current.get(e.name)!;
@@ -121,7 +117,7 @@ export class WeightStore {
   updateEma(decay: number): void {
     const d = this.constants.get(decay);
     const d1 = this.constants.get(1 - decay);
-    tf.tidy(() => this.set('ema', tf.add(tf.mul(this.ema, d), tf.mul(this.param, d1))));
+    tf.tidy(() => this.ema.assign(tf.add(tf.mul(this.ema, d), tf.mul(this.param, d1))));
   }
 
   /** Decoupled weight decay on kernels: w <- w * (1 - wd*lr) after each optimiser step. */
@@ -134,7 +130,7 @@ export class WeightStore {
       this.decayFactor = { factor, values: tf.tensor1d(this.layout.pack((e) => new Float32Array(e.size).fill(decayed.has(e.name) ? factor : 1)), 'float32') };
     }
     const f = this.decayFactor.values;
-    tf.tidy(() => this.set('param', tf.mul(this.param, f)));
+    tf.tidy(() => this.param.assign(tf.mul(this.param, f)));
   }
 
   /** sum(w^2)/2 over the kernels (TF's l2_loss), the L2 term FixMatch adds to its loss; biases and BN parameters are left out. */
@@ -155,23 +151,15 @@ export class WeightStore {
   restore(ck: Checkpoint, file: string, groups: readonly WeightGroup[] = WEIGHT_GROUPS): void {
     for (const g of groups) {
       assignValues(this.of(g), this.layoutOf(g).readGroup(ck, g, file));
-      this.changed(g);
     }
   }
 
   dispose(): void {
-    for (const g of WEIGHT_GROUPS) this.changed(g);
+    for (const g of WEIGHT_GROUPS) this.dropCut(g);
     tf.dispose([this.param, this.ema, this.state, this.kernelMask]);
     this.decayFactor?.values.dispose();
     this.constants.dispose();
   }
-}
-
-function flatVariable(values: Float32Array, trainable: boolean): tf.Variable {
-  const t = tf.tensor1d(values, 'float32');
-  const v = tf.variable(t, trainable);
-  t.dispose();
-  return v;
 }
 
 function initialValues(spec: ParamSpec, rng: Rng, done: Map<string, Float32Array>): Float32Array {
