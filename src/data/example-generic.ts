@@ -12,6 +12,8 @@
  * entry, repeated oneof members of the same kind merge, a switch of member replaces.
  */
 
+import { concatArrays } from '../util/typed-arrays';
+
 export type FeatureKind = 'bytes_list' | 'float_list' | 'int64_list';
 
 export type Feature =
@@ -226,22 +228,12 @@ function lenField(field: number, payload: Uint8Array): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function encodeFeature(f: Feature): Uint8Array {
   switch (f.kind) {
     case 'empty':
       return new Uint8Array(0);
     case 'bytes_list':
-      return lenField(1, concat(f.values.map((v) => lenField(1, v))));
+      return lenField(1, concatArrays(Uint8Array, f.values.map((v) => lenField(1, v))));
     case 'float_list': {
       const packed = new Uint8Array(4 * f.values.length);
       const dv = new DataView(packed.buffer);
@@ -263,8 +255,8 @@ export function encodeExampleFeatures(features: FeatureMap): Uint8Array {
   const enc = new TextEncoder();
   const entries = Object.keys(features)
     .sort()
-    .map((k) => lenField(1, concat([lenField(1, enc.encode(k)), lenField(2, encodeFeature(features[k]))])));
-  return lenField(1, concat(entries));
+    .map((k) => lenField(1, concatArrays(Uint8Array, [lenField(1, enc.encode(k)), lenField(2, encodeFeature(features[k]))])));
+  return lenField(1, concatArrays(Uint8Array, entries));
 }
 
 /** A one-line description of a feature, e.g. `int64_list[1] = 7` or `bytes_list[1] (2,345 bytes)`. */

@@ -5,6 +5,7 @@ import { AugmentPool, drawSeeds } from '../data/augment-pool';
 import { defaultWorkerCount } from '../data/augment-workers';
 import type { CtaPolicy } from '../data/ctaugment';
 import { RandomState, type RandomStateSnapshot, type Rng } from '../random';
+import { concatArrays } from '../util/typed-arrays';
 import { Batcher, type BatcherState } from './batcher';
 import { imageSize, type ImageSet, type TrainingData } from './dataset';
 
@@ -236,7 +237,7 @@ export class InputFeeder {
       weakImages.push(this.gather(u, ui, this.opts.views));
       const s = this.opts.strong;
       if (s && s.views > 0) {
-        const seeds = concatSeeds(Array.from({ length: s.views }, () => drawSeeds(this.rng, ui.length)));
+        const seeds = concatArrays(Uint32Array, Array.from({ length: s.views }, () => drawSeeds(this.rng, ui.length)));
         const req = { images: this.gather(u, ui, s.views), shape, augment: s.augmentation.name, seeds, state: this.stateOf(s.augmentation, augmentation) };
         strong = pool.augment(req).then((r) => r.images as Float32Array);
       }
@@ -249,7 +250,7 @@ export class InputFeeder {
       const req = { images: weakImages[0], shape, augment: `${this.augment.name}+${this.probed.name}`, seeds, state, probe: true };
       probe = pool.augment(req).then((r) => ({ images: r.images as Float32Array, policies: r.policies! }));
     }
-    const weakReq = { images: concatBytes(weakImages), shape, augment: this.augment.name, seeds: concatSeeds(weakSeeds), state: this.stateOf(this.augment, augmentation) };
+    const weakReq = { images: concatArrays(Uint8Array, weakImages), shape, augment: this.augment.name, seeds: concatArrays(Uint32Array, weakSeeds), state: this.stateOf(this.augment, augmentation) };
     const weak = pool.augment(weakReq).then((r) => r.images as Float32Array);
     const result = Promise.all([weak, strong, probe]).then(([w, s, p]) => ({ weak: w, strong: s, probe: p }));
     // a plan dropped by setState or close is never awaited: its failure must not go unhandled
@@ -303,18 +304,6 @@ export class InputFeeder {
     this.pool = null;
     await pool?.close();
   }
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
-  return out;
-}
-
-function concatSeeds(parts: Uint32Array[]): Uint32Array {
-  const out = new Uint32Array(parts.reduce((n, p) => n + p.length, 0));
-  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
-  return out;
 }
 
 /** Folds a step's probe predictions (EMA weights, inference mode, as FixMatch does) into the augmentation. */

@@ -4,6 +4,7 @@ import * as vm from 'vm';
 import { maskedCrc32c } from '../../src/data/crc32c';
 import { UserError } from '../../src/errors';
 import { RandomState } from '../../src/random';
+import { concatArrays } from '../../src/util/typed-arrays';
 
 /**
  * A small seeded fuzzer for the parsers. Inputs are mutations of valid files (truncation at every
@@ -52,16 +53,6 @@ function randomBytes(rng: RandomState, n: number): Uint8Array {
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 /** One random mutation of `input` (a copy); `pool` supplies chunks to splice in. */
 export function mutate(rng: RandomState, input: Uint8Array, pool: Uint8Array[]): FuzzInput {
   // a plain copy: Buffer's slice() shares memory, and a mutation must never reach a seed
@@ -84,12 +75,12 @@ export function mutate(rng: RandomState, input: Uint8Array, pool: Uint8Array[]):
     case 2: {
       const at = pos(1);
       const ins = randomBytes(rng, 1 + rng.randint(16));
-      return { bytes: concat(src.subarray(0, at), ins, src.subarray(at)), how: `${ins.length} bytes inserted at ${at}` };
+      return { bytes: concatArrays(Uint8Array, [src.subarray(0, at), ins, src.subarray(at)]), how: `${ins.length} bytes inserted at ${at}` };
     }
     case 3: {
       const at = pos();
       const len = 1 + rng.randint(16);
-      return { bytes: concat(src.subarray(0, at), src.subarray(at + len)), how: `${len} bytes deleted at ${at}` };
+      return { bytes: concatArrays(Uint8Array, [src.subarray(0, at), src.subarray(at + len)]), how: `${len} bytes deleted at ${at}` };
     }
     case 4: {
       const out = src.slice();
@@ -98,14 +89,14 @@ export function mutate(rng: RandomState, input: Uint8Array, pool: Uint8Array[]):
     }
     case 5: {
       const at = pos(1);
-      return { bytes: concat(src.subarray(0, at), hugeVarint(rng), src.subarray(at)), how: `huge varint inserted at ${at}` };
+      return { bytes: concatArrays(Uint8Array, [src.subarray(0, at), hugeVarint(rng), src.subarray(at)]), how: `huge varint inserted at ${at}` };
     }
     case 6: {
       const other = pool[rng.randint(pool.length)];
       const from = rng.randint(Math.max(1, other.length));
       const chunk = other.subarray(from, from + 1 + rng.randint(64));
       const at = pos(1);
-      return { bytes: concat(src.subarray(0, at), chunk, src.subarray(at)), how: `${chunk.length}-byte chunk spliced in at ${at}` };
+      return { bytes: concatArrays(Uint8Array, [src.subarray(0, at), chunk, src.subarray(at)]), how: `${chunk.length}-byte chunk spliced in at ${at}` };
     }
     case 7: {
       const at = pos();
@@ -114,7 +105,7 @@ export function mutate(rng: RandomState, input: Uint8Array, pool: Uint8Array[]):
       const parts: Uint8Array[] = [src.subarray(0, at)];
       for (let k = 0; k < times; k++) parts.push(chunk);
       parts.push(src.subarray(at));
-      return { bytes: concat(...parts), how: `${chunk.length} bytes at ${at} repeated ${times} times` };
+      return { bytes: concatArrays(Uint8Array, parts), how: `${chunk.length} bytes at ${at} repeated ${times} times` };
     }
     default: {
       const at = pos();
